@@ -1,0 +1,25 @@
+"""The aiohttp application factory."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateways.health import Readiness
+from gateways.http import chat, health
+from gateways.http.keys import READINESS, SERVICE, SETTINGS
+from gateways.http.middleware import PUBLIC, auth, errors
+from gateways.service import ChatService
+from gateways.settings import Settings
+
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def create_app(settings: Settings, service: ChatService, readiness: Readiness) -> web.Application:
+    app = web.Application(middlewares=[errors, auth], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[SERVICE] = service
+    app[READINESS] = readiness
+    app[PUBLIC] = PUBLIC_PATHS
+    app.add_routes(chat.routes)
+    app.add_routes(health.routes)
+    return app

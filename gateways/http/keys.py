@@ -1,0 +1,13 @@
+"""Typed application keys (aiohttp AppKey) for what handlers share."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateways.health import Readiness
+from gateways.service import ChatService
+from gateways.settings import Settings
+
+SERVICE = web.AppKey("service", ChatService)
+SETTINGS = web.AppKey("settings", Settings)
+READINESS = web.AppKey("readiness", Readiness)

@@ -1,0 +1,82 @@
+"""Auth (constant-time token check) and the translation of errors into JSON responses."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateways.http.keys import SETTINGS
+from gateways.http_errors import error_body, http_status
+from store.errors import ChatServiceError, InvalidArgument, MessageTooLarge, Unauthenticated
+
+log = logging.getLogger("chatservice.http")
+PUBLIC = web.AppKey("public_paths", frozenset[str])
+
+
+def token_matches(header: str | None, token: str) -> bool:
+    """'<token>' or 'Bearer <token>', compared in constant time."""
+    if not header:
+        return False
+    scheme, _, rest = header.partition(" ")
+    given = rest.strip() if scheme.lower() == "bearer" and rest else header.strip()
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ChatServiceError as exc:
+        status = http_status(exc)
+        if status >= 500:
+            log.warning("%s %s -> %d: %s", request.method, request.path, status, exc.message)
+        return web.json_response(error_body(exc), status=status)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SETTINGS].max_body_bytes
+        return _as_json(MessageTooLarge(f"request body is larger than {limit} bytes"))
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json":
+            return web.json_response(
+                {"error": {"code": exc.reason.lower().replace(" ", "_"), "message": exc.reason}},
+                status=exc.status,
+                headers={k: v for k, v in exc.headers.items() if k == "Allow"},
+            )
+        raise
+
+
+def _as_json(exc: ChatServiceError) -> web.Response:
+    return web.json_response(error_body(exc), status=http_status(exc))
+
+
+@web.middleware
+async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    token = request.app[SETTINGS].auth_token
+    public = request.path in request.app[PUBLIC]
+    if token is not None and not public and not token_matches(request.headers.get("Authorization"), token):
+        raise Unauthenticated("missing or wrong token: send 'Authorization: <token>'")
+    return await handler(request)
+
+
+async def read_json(request: web.Request) -> dict[str, object]:
+    """The body as a JSON object, or InvalidArgument saying what is wrong with it."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidArgument("body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidArgument("body must be a JSON object")
+    return body
+
+
+def text_field(body: dict[str, object], name: str, *, required: bool = True) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise InvalidArgument(f"{name} is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{name} must be a string")
+    return value

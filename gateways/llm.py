@@ -1,0 +1,127 @@
+"""The LLM port and its OpenAI-compatible implementation (openai SDK, streaming, errors translated)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import openai
+
+from actors.protocol import TurnPlan
+from store.errors import (
+    ChatServiceError,
+    FailedPrecondition,
+    InvalidArgument,
+    ResourceExhausted,
+    Unavailable,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+LLMEvent = Delta | Finish
+
+
+class LLM(Protocol):
+    """Streams one answer: Delta events, then exactly one Finish. Errors are ChatServiceErrors."""
+
+    def stream(self, plan: TurnPlan) -> AsyncIterator[LLMEvent]: ...
+
+    async def close(self) -> None: ...
+
+
+def request_args(plan: TurnPlan) -> dict[str, Any]:
+    """Chat Completions arguments for a plan: only the parameters the chat sets."""
+    p = plan.params
+    args: dict[str, Any] = {
+        "model": p.model,
+        "messages": list(plan.messages),
+        "max_tokens": p.max_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    optional = {
+        "temperature": p.temperature,
+        "top_p": p.top_p,
+        "presence_penalty": p.presence_penalty,
+        "frequency_penalty": p.frequency_penalty,
+        "stop": list(p.stop) or None,
+        "n": p.n if p.n != 1 else None,
+    }
+    args.update({k: v for k, v in optional.items() if v is not None})
+    return args
+
+
+def translate(exc: Exception) -> ChatServiceError:
+    """The error tree's view of an SDK or transport error."""
+    if isinstance(exc, openai.RateLimitError):
+        return ResourceExhausted("the LLM is rate-limiting this service; retry in a moment")
+    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        return Unavailable("the LLM rejected the service's credentials; an operator must fix OPENAI_API_KEY")
+    if isinstance(exc, openai.NotFoundError):
+        return FailedPrecondition(f"the LLM does not serve this chat's model: {exc.message}")
+    if isinstance(exc, (openai.BadRequestError, openai.UnprocessableEntityError)):
+        return InvalidArgument(f"the LLM rejected the request: {exc.message}")
+    if isinstance(exc, openai.APITimeoutError):
+        return Unavailable("the LLM did not answer in time; retry shortly")
+    if isinstance(exc, openai.APIConnectionError):
+        return Unavailable("cannot reach the LLM; retry shortly")
+    if isinstance(exc, openai.APIStatusError) and exc.status_code < 500:
+        return InvalidArgument(f"the LLM refused the request ({exc.status_code}): {exc.message}")
+    return Unavailable("the LLM failed while answering; retry shortly")
+
+
+class OpenAIChat:
+    """Any OpenAI-compatible server through AsyncOpenAI; the SDK retries 429/5xx before we see them."""
+
+    def __init__(
+        self, api_key: str, base_url: str | None, timeout: float = 60.0, max_retries: int = 2
+    ) -> None:
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=max_retries,
+            timeout=timeout,
+        )
+
+    async def stream(self, plan: TurnPlan) -> AsyncIterator[LLMEvent]:
+        try:
+            stream = await self._client.chat.completions.create(**request_args(plan))
+        except Exception as exc:
+            raise translate(exc) from exc
+        reason, usage = "stop", None
+        # Leaving this block (finished, failed or cancelled) closes the HTTP response, so a
+        # client that goes away stops the generation it was paying for.
+        async with stream:
+            try:
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+                    for choice in chunk.choices:
+                        if choice.index != 0:
+                            continue
+                        if choice.delta is not None and choice.delta.content:
+                            yield Delta(choice.delta.content)
+                        if choice.finish_reason:
+                            reason = choice.finish_reason
+            except Exception as exc:
+                # The SDK wraps request errors, but a stream that breaks mid-way raises the
+                # transport's own exception (httpx or httpx2, by SDK version).
+                raise translate(exc) from exc
+        prompt = usage.prompt_tokens if usage else None
+        completion = usage.completion_tokens if usage else None
+        yield Finish(reason, prompt, completion)
+
+    async def close(self) -> None:
+        await self._client.close()

@@ -1,0 +1,111 @@
+"""`chatservice serve`: start Ray, migrate, wire the service, run the gateways until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+import ray
+from aiohttp import web
+
+from actors.actor import NAMESPACE, ActorConfig
+from actors.registry import ChatRegistry
+from gateways.health import Readiness
+from gateways.http import create_app
+from gateways.llm import LLM, OpenAIChat
+from gateways.offline import OfflineResponder
+from gateways.service import ChatService
+from gateways.settings import Settings
+from store import ChatStore, open_store
+from store.migrate import migrate
+
+log = logging.getLogger("chatservice")
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Everything a gateway process holds, built once from Settings."""
+
+    settings: Settings
+    store: ChatStore
+    llm: LLM
+    service: ChatService
+    readiness: Readiness
+
+    async def close(self) -> None:
+        await self.service.drain()
+        await self.llm.close()
+        await self.store.close()
+
+
+def start_ray(settings: Settings) -> str | None:
+    """Join RAY_ADDRESS, or start a local Ray; returns the dashboard URL when there is one."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    context = ray.init(
+        address=settings.ray_address,
+        namespace=NAMESPACE,
+        logging_level=logging.WARNING,
+        configure_logging=False,
+    )
+    url = getattr(context, "dashboard_url", None)
+    return f"http://{url}" if url and not url.startswith("http") else url
+
+
+def build_llm(settings: Settings) -> LLM:
+    if settings.openai_api_key is None:
+        log.warning(
+            "OPENAI_API_KEY is not set: answering with the built-in offline responder "
+            "(set it, and OPENAI_BASE_URL for a compatible server, to use a real model)"
+        )
+        return OfflineResponder()
+    return OpenAIChat(settings.openai_api_key, settings.openai_base_url)
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    config = ActorConfig(settings.database, settings.turn_timeout_seconds, settings.chat_idle_seconds)
+    store = open_store(settings.database, settings.db_pool_size)
+    llm = build_llm(settings)
+    service = ChatService(settings, ChatRegistry(config), llm)
+    return Runtime(settings, store, llm, service, Readiness(store))
+
+
+async def run_gateways(runtime: Runtime, started: float) -> None:
+    """Serve HTTP until SIGINT or SIGTERM, then stop accepting and finish what runs."""
+    s = runtime.settings
+    app = create_app(s, runtime.service, runtime.readiness)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, s.host, s.web_port)
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else s.web_port
+    log.info("HTTP listening on http://%s:%s (ready in %.1f s)", s.host, port, time.monotonic() - started)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping")
+    await runner.cleanup()
+    await runtime.close()
+
+
+def serve(settings: Settings) -> None:
+    started = time.monotonic()
+    if settings.auth_token is None:
+        log.warning("AUTH_TOKEN is not set: no authentication, listening on %s only", settings.host)
+    log.info("database: %s", settings.database.redacted())
+    applied = asyncio.run(migrate(settings.database))
+    if applied:
+        log.info("database schema migrated to version %d", applied[-1])
+    dashboard = start_ray(settings)
+    if dashboard:
+        log.info("Ray dashboard: %s", dashboard)
+    runtime = build_runtime(settings)
+    try:
+        asyncio.run(run_gateways(runtime, started))
+    finally:
+        ray.shutdown()

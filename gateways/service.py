@@ -1,0 +1,196 @@
+"""The service layer both gateways call: validate, count, run a turn through the actor and the LLM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
+from actors.registry import ChatRegistry
+from gateways.llm import LLM, Delta, Finish
+from gateways.params import ChatOverrides, apply_overrides, check_system_prompt
+from gateways.settings import Settings
+from gateways.tokenizer import tokenizer_for
+from store.base import MAX_ID_LENGTH
+from store.errors import ChatServiceError, InvalidArgument, MessageTooLarge
+from store.records import ChatParams
+
+log = logging.getLogger("chatservice.service")
+_CHAT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,127}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class TurnStarted:
+    chat_id: str
+    user_message_id: int
+    created: bool
+    evicted: int
+    window: WindowInfo
+
+
+@dataclass(frozen=True, slots=True)
+class TurnDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFinished:
+    assistant_message_id: int | None
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    evicted: int
+    window: WindowInfo
+
+
+TurnEvent = TurnStarted | TurnDelta | TurnFinished
+
+
+def new_chat_id() -> str:
+    return uuid.uuid4().hex
+
+
+def check_user_id(user_id: str) -> str:
+    if not user_id or not user_id.strip() or len(user_id) > MAX_ID_LENGTH or _CONTROL.search(user_id):
+        raise InvalidArgument(f"user_id must be 1 to {MAX_ID_LENGTH} printable characters")
+    return user_id
+
+
+def check_chat_id(chat_id: str) -> str:
+    if not _CHAT_ID.match(chat_id):
+        raise InvalidArgument(
+            f"chat_id must be 1 to {MAX_ID_LENGTH} characters of letters, digits and _.:@+=- "
+            "starting with a letter or digit"
+        )
+    return chat_id
+
+
+class ChatService:
+    """Turns and chats for one gateway process; holds no chat state of its own beyond caches."""
+
+    def __init__(self, settings: Settings, registry: ChatRegistry, llm: LLM) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._llm = llm
+        self._models: dict[str, str] = {}  # chat_id -> model; a chat's model never changes
+        self._openings: dict[tuple[str, ChatParams], NewChat] = {}
+        self._background: set[asyncio.Task[object]] = set()
+
+    def check_content(self, content: str) -> str:
+        if not content or not content.strip():
+            raise InvalidArgument("user_message is empty: send some text")
+        if len(content) > self._settings.max_message_chars:
+            raise MessageTooLarge(
+                f"user_message is {len(content)} characters; at most "
+                f"{self._settings.max_message_chars} are accepted"
+            )
+        return content
+
+    def new_chat(self, overrides: ChatOverrides | None = None) -> NewChat:
+        """How a chat is created: the defaults, or the defaults with a client's overrides."""
+        o = overrides or ChatOverrides()
+        params = apply_overrides(self._settings.default_params, o)
+        prompt = check_system_prompt(
+            self._settings.initial_chat_message if o.system_prompt is None else o.system_prompt
+        )
+        key = (prompt, params)
+        if key not in self._openings:
+            tokens = tokenizer_for(params.model).count_message("system", prompt) if prompt else 0
+            self._openings[key] = NewChat(params, prompt, tokens)
+        return self._openings[key]
+
+    async def turn(
+        self, user_id: str, chat_id: str | None, content: str, *, create_missing: bool = True
+    ) -> AsyncIterator[TurnEvent]:
+        """Run one turn: the start, the answer's deltas, then the end (or an error)."""
+        check_user_id(user_id)
+        chat_id = check_chat_id(chat_id) if chat_id else new_chat_id()
+        self.check_content(content)
+        plan = await self._begin(user_id, chat_id, content, create_missing)
+        yield TurnStarted(chat_id, plan.user_message_id, plan.created, plan.evicted, plan.window)
+        parts: list[str] = []
+        finish = Finish("stop")
+        try:
+            async for event in self._llm.stream(plan):
+                if isinstance(event, Delta):
+                    parts.append(event.text)
+                    yield TurnDelta(event.text)
+                else:
+                    finish = event
+        except ChatServiceError:
+            await self._abort(chat_id, plan, "".join(parts), "error")
+            raise
+        except BaseException:
+            # Cancelled or abandoned by the client: free the chat without waiting for it.
+            self._spawn(self._abort(chat_id, plan, "".join(parts), "cancelled"))
+            raise
+        result = await self._complete(chat_id, plan, "".join(parts), finish.reason)
+        yield self._finished(plan, result, "".join(parts), finish)
+
+    async def answer(self, user_id: str, chat_id: str | None, content: str) -> tuple[str, str]:
+        """Run a turn to the end: (chat_id, the whole answer)."""
+        parts: list[str] = []
+        started = None
+        async for event in self.turn(user_id, chat_id, content):
+            if isinstance(event, TurnStarted):
+                started = event
+            elif isinstance(event, TurnDelta):
+                parts.append(event.text)
+        assert started is not None
+        return started.chat_id, "".join(parts)
+
+    async def _begin(self, user_id: str, chat_id: str, content: str, create_missing: bool) -> TurnPlan:
+        model = self._models.get(chat_id, self._settings.default_params.model)
+        turn_id = uuid.uuid4().hex
+        create = self.new_chat() if create_missing else None
+        for _ in range(3):
+            tokens = tokenizer_for(model).count_message("user", content)
+            req = TurnRequest(turn_id, user_id, content, tokens, model, create)
+            plan = await self._registry.begin_turn(chat_id, req)
+            if isinstance(plan, Recount):
+                model = plan.model
+                continue
+            self._models[chat_id] = plan.params.model
+            return plan
+        raise AssertionError(f"chat {chat_id}: model kept changing while counting")
+
+    async def _complete(self, chat_id: str, plan: TurnPlan, reply: str, reason: str) -> TurnResult:
+        tokens = tokenizer_for(plan.params.model).count_message("assistant", reply)
+        return await self._registry.complete_turn(chat_id, plan.turn_id, reply, tokens, reason)
+
+    async def _abort(self, chat_id: str, plan: TurnPlan, partial: str, reason: str) -> None:
+        tokens = tokenizer_for(plan.params.model).count_message("assistant", partial) if partial else 0
+        try:
+            await self._registry.abort_turn(chat_id, plan.turn_id, partial, tokens, reason)
+        except ChatServiceError as exc:
+            # The turn lease frees the chat anyway; the client already has its error.
+            log.warning("chat %s: could not abort turn %s: %s", chat_id, plan.turn_id, exc)
+
+    def _finished(self, plan: TurnPlan, result: TurnResult, reply: str, finish: Finish) -> TurnFinished:
+        completion = finish.completion_tokens
+        if completion is None:
+            completion = tokenizer_for(plan.params.model).count_text(reply)
+        return TurnFinished(
+            assistant_message_id=result.assistant_message_id,
+            finish_reason=result.finish_reason,
+            prompt_tokens=finish.prompt_tokens or plan.window.tokens,
+            completion_tokens=completion,
+            evicted=plan.evicted,
+            window=result.window,
+        )
+
+    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for background aborts (at shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

@@ -1,0 +1,249 @@
+"""The one Settings object, built from the environment (the original Go service's .env keys honoured)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from gateways.models import context_window
+from gateways.params import MAX_STOP_SEQUENCES, RANGES
+from store.records import ChatParams
+from store.url import DatabaseURL
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A bad setting; str() is one line that names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnvVar:
+    key: str
+    default: str
+    help: str
+
+
+ENV_VARS: tuple[EnvVar, ...] = (
+    EnvVar("HOST", "127.0.0.1", "interface to bind; anything but loopback requires AUTH_TOKEN"),
+    EnvVar("WEB_SERVER_PORT", "8080", "HTTP port (JSON API, SSE, Twilio webhook)"),
+    EnvVar("GRPC_SERVER_PORT", "50051", "gRPC port"),
+    EnvVar("AUTH_TOKEN", "(none)", "token clients send as 'Authorization: <token>' or 'Bearer <token>'"),
+    EnvVar("OPENAI_API_KEY", "(none)", "LLM API key; unset = the built-in offline responder"),
+    EnvVar("OPENAI_BASE_URL", "(OpenAI)", "any OpenAI-compatible server, e.g. http://localhost:8000/v1"),
+    EnvVar("MODEL", "gpt-4o-mini", "model for new chats"),
+    EnvVar("MODEL_MAX_TOKENS", "(known models)", "context window in tokens; required for unknown models"),
+    EnvVar("MAX_TOKENS", "1024", "tokens reserved for each answer (sent as max_tokens)"),
+    EnvVar("TEMPERATURE", "(model default)", "sampling temperature, 0-2"),
+    EnvVar("TOP_P", "(model default)", "nucleus sampling, 0-1"),
+    EnvVar("N", "1", "choices requested; only the first is used"),
+    EnvVar("STOP", "(none)", "stop sequences: comma-separated, or a JSON list; at most 4"),
+    EnvVar("PRESENCE_PENALTY", "(model default)", "-2 to 2"),
+    EnvVar("FREQUENCY_PENALTY", "(model default)", "-2 to 2"),
+    EnvVar("INITIAL_CHAT_MESSAGE", "You are a helpful assistant.", "system prompt of new chats"),
+    EnvVar("DATABASE_URL", "sqlite:///chatservice.db", "mysql://user:pass@host:3306/db or sqlite:///file"),
+    EnvVar(
+        "DB_HOST", "(none)", "MySQL host (with DB_PORT, DB_USER, DB_PASSWORD, DB_NAME) if no DATABASE_URL"
+    ),
+    EnvVar("DB_PORT", "3306", "MySQL port"),
+    EnvVar("DB_USER", "root", "MySQL user"),
+    EnvVar("DB_PASSWORD", "(empty)", "MySQL password"),
+    EnvVar("DB_NAME", "chatservice", "MySQL database"),
+    EnvVar("DB_POOL_SIZE", "4", "database connections of the gateway process"),
+    EnvVar("RAY_ADDRESS", "(start a local Ray)", "join this Ray cluster instead"),
+    EnvVar("CHAT_IDLE_SECONDS", "300", "an idle conversation's actor exits after this long"),
+    EnvVar("TURN_TIMEOUT_SECONDS", "300", "a turn whose gateway vanished frees its chat after this long"),
+    EnvVar("MAX_MESSAGE_CHARS", "100000", "longest user message accepted"),
+    EnvVar("MAX_BODY_BYTES", "1048576", "largest HTTP request body accepted"),
+    EnvVar("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str
+    web_port: int
+    grpc_port: int
+    auth_token: str | None = field(repr=False)
+    openai_api_key: str | None = field(repr=False)
+    openai_base_url: str | None
+    default_params: ChatParams
+    initial_chat_message: str
+    database: DatabaseURL
+    db_pool_size: int
+    ray_address: str | None
+    chat_idle_seconds: float
+    turn_timeout_seconds: float
+    max_message_chars: int
+    max_body_bytes: int
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting; raise SettingsError naming the first bad key."""
+        r = _Reader(os.environ if env is None else env)
+        settings = cls(
+            host=r.text("HOST") or "127.0.0.1",
+            web_port=r.number("WEB_SERVER_PORT", int, 8080, 0, 65535),
+            grpc_port=r.number("GRPC_SERVER_PORT", int, 50051, 0, 65535),
+            auth_token=r.text("AUTH_TOKEN"),
+            openai_api_key=r.text("OPENAI_API_KEY"),
+            openai_base_url=r.text("OPENAI_BASE_URL"),
+            default_params=_chat_params(r),
+            initial_chat_message=r.raw("INITIAL_CHAT_MESSAGE", "You are a helpful assistant."),
+            database=_database(r),
+            db_pool_size=r.number("DB_POOL_SIZE", int, 4, 1, 1000),
+            ray_address=r.text("RAY_ADDRESS"),
+            chat_idle_seconds=r.number("CHAT_IDLE_SECONDS", float, 300.0, 1.0, 86400.0 * 7),
+            turn_timeout_seconds=r.number("TURN_TIMEOUT_SECONDS", float, 300.0, 1.0, 86400.0),
+            max_message_chars=r.number("MAX_MESSAGE_CHARS", int, 100_000, 1, 10_000_000),
+            max_body_bytes=r.number("MAX_BODY_BYTES", int, 1 << 20, 1024, 1 << 30),
+            log_level=_log_level(r),
+        )
+        settings.check_exposure()
+        return settings
+
+    def check_exposure(self) -> None:
+        if self.auth_token is None and not is_loopback(self.host):
+            raise SettingsError(
+                f"HOST={self.host}: refusing to listen beyond loopback without AUTH_TOKEN; "
+                "set AUTH_TOKEN or bind 127.0.0.1"
+            )
+
+    @property
+    def offline(self) -> bool:
+        return self.openai_api_key is None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def raw(self, key: str, default: str) -> str:
+        return self._env.get(key, default)
+
+    def text(self, key: str) -> str | None:
+        value = self._env.get(key, "").strip()
+        return value or None
+
+    def number(self, key: str, kind: Callable[[str], T], default: T, lo: T, hi: T) -> T:
+        value = self.optional(key, kind, lo, hi)
+        return default if value is None else value
+
+    def optional(self, key: str, kind: Callable[[str], T], lo: T, hi: T) -> T | None:
+        text = self.text(key)
+        if text is None:
+            return None
+        try:
+            value = kind(text)
+        except ValueError:
+            noun = "a whole number" if kind is int else "a number"
+            raise SettingsError(f"{key}={text!r}: must be {noun}") from None
+        if not lo <= value <= hi:  # type: ignore[operator]
+            raise SettingsError(f"{key}={text!r}: must be between {lo} and {hi}")
+        return value
+
+
+def _chat_params(r: _Reader) -> ChatParams:
+    model = r.text("MODEL") or "gpt-4o-mini"
+    window = r.optional("MODEL_MAX_TOKENS", int, 16, 100_000_000) or context_window(model)
+    if window is None:
+        raise SettingsError(f"MODEL_MAX_TOKENS: unset, and model {model!r} is unknown; set it")
+    max_tokens = r.number("MAX_TOKENS", int, min(1024, window // 2), 1, 100_000_000)
+    if max_tokens >= window:
+        raise SettingsError(
+            f"MAX_TOKENS={max_tokens}: must be below MODEL_MAX_TOKENS ({window}) to leave room for the prompt"
+        )
+    return ChatParams(
+        model=model,
+        context_tokens=window,
+        max_tokens=max_tokens,
+        temperature=r.optional("TEMPERATURE", float, *RANGES["temperature"]),
+        top_p=r.optional("TOP_P", float, *RANGES["top_p"]),
+        n=r.number("N", int, 1, 1, 128),
+        stop=_stop(r.text("STOP")),
+        presence_penalty=r.optional("PRESENCE_PENALTY", float, *RANGES["presence_penalty"]),
+        frequency_penalty=r.optional("FREQUENCY_PENALTY", float, *RANGES["frequency_penalty"]),
+    )
+
+
+def _stop(text: str | None) -> tuple[str, ...]:
+    if text is None:
+        return ()
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            raise SettingsError("STOP: starts with '[' but is not a JSON list of strings") from None
+        if not isinstance(parsed, list) or not all(isinstance(s, str) for s in parsed):
+            raise SettingsError("STOP: must be a JSON list of strings")
+        stops = tuple(s for s in parsed if s)
+    else:
+        stops = tuple(s for s in text.split(",") if s)
+    if len(stops) > MAX_STOP_SEQUENCES:
+        raise SettingsError(f"STOP: {len(stops)} sequences given, at most {MAX_STOP_SEQUENCES} allowed")
+    return stops
+
+
+def _database(r: _Reader) -> DatabaseURL:
+    url = r.text("DATABASE_URL")
+    if url is not None:
+        try:
+            return DatabaseURL.parse(url)
+        except ValueError as exc:
+            raise SettingsError(f"DATABASE_URL: {exc}") from None
+    host = r.text("DB_HOST")
+    if host is None:
+        return DatabaseURL.parse("sqlite:///chatservice.db")
+    return DatabaseURL.mysql(
+        host=host,
+        port=r.number("DB_PORT", int, 3306, 1, 65535),
+        user=r.text("DB_USER") or "root",
+        password=r.raw("DB_PASSWORD", ""),
+        database=r.text("DB_NAME") or "chatservice",
+    )
+
+
+def _log_level(r: _Reader) -> str:
+    level = (r.text("LOG_LEVEL") or "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(f"LOG_LEVEL={level!r}: must be DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+def read_dotenv(path: str = ".env") -> dict[str, str]:
+    """KEY=VALUE lines of a .env file (as the original service read); missing file = empty."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return {}
+    values = {}
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def load() -> Settings:
+    """Settings from ./.env overlaid by the process environment (the environment wins)."""
+    return Settings.from_env({**read_dotenv(), **os.environ})

@@ -1,0 +1,67 @@
+"""The service's one error tree: every layer translates what it catches into these."""
+
+from __future__ import annotations
+
+
+class ChatServiceError(Exception):
+    """Base of every error a client may see; `code` is stable and machine-readable."""
+
+    code = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[ChatServiceError], tuple[str]]:
+        # Errors cross Ray process boundaries; keep pickling to the one message argument.
+        return (type(self), (self.message,))
+
+
+class InvalidArgument(ChatServiceError):
+    code = "invalid_argument"
+
+
+class MessageTooLarge(InvalidArgument):
+    code = "message_too_large"
+
+
+class Unauthenticated(ChatServiceError):
+    code = "unauthenticated"
+
+
+class PermissionDenied(ChatServiceError):
+    code = "permission_denied"
+
+
+class NotFound(ChatServiceError):
+    code = "not_found"
+
+
+class AlreadyExists(ChatServiceError):
+    code = "already_exists"
+
+
+class FailedPrecondition(ChatServiceError):
+    code = "failed_precondition"
+
+
+class ResourceExhausted(ChatServiceError):
+    code = "resource_exhausted"
+
+
+class Unavailable(ChatServiceError):
+    code = "unavailable"
+
+
+class StaleState(Unavailable):
+    """Another activation of the chat wrote first; the holder must reload before writing."""
+
+    code = "stale_state"
+
+
+class DeadlineExceeded(ChatServiceError):
+    code = "deadline_exceeded"
+
+
+class Cancelled(ChatServiceError):
+    code = "cancelled"

@@ -1,0 +1,113 @@
+"""Versioned schema migrations: numbered SQL files applied once, under a lock, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from store.errors import Unavailable
+from store.url import DatabaseURL
+
+LOCK_NAME = "chatservice.migrate"
+LOCK_TIMEOUT_SECONDS = 60
+_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_LEDGER = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations "
+    "(version INTEGER NOT NULL PRIMARY KEY, name VARCHAR(200) NOT NULL)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def migrations(kind: str) -> list[Migration]:
+    """The migrations shipped for one database kind, in version order."""
+    found = []
+    for entry in resources.files("store").joinpath("migrations", kind).iterdir():
+        match = _FILE.match(entry.name)
+        if match:
+            sql = "\n".join(
+                line for line in entry.read_text("utf-8").splitlines() if not line.startswith("--")
+            )
+            statements = tuple(s.strip() for s in sql.split(";") if s.strip())
+            found.append(Migration(int(match[1]), match[2], statements))
+    return sorted(found, key=lambda m: m.version)
+
+
+async def migrate(url: DatabaseURL) -> list[int]:
+    """Bring the schema up to date; returns the versions this call applied (none if current)."""
+    if url.kind == "sqlite":
+        return await asyncio.to_thread(_migrate_sqlite, url.path)
+    return await _migrate_mysql(url)
+
+
+def _migrate_sqlite(path: str) -> list[int]:
+    from pathlib import Path
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_SECONDS, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("BEGIN IMMEDIATE")  # the file lock serialises concurrent migrators
+        conn.execute(_LEDGER)
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        applied = []
+        for m in migrations("sqlite"):
+            if m.version not in done:
+                for statement in m.statements:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (m.version, m.name))
+                applied.append(m.version)
+        conn.execute("COMMIT")
+        return applied
+    except sqlite3.OperationalError as exc:
+        raise Unavailable(f"cannot migrate the SQLite database: {exc}") from exc
+    finally:
+        conn.close()
+
+
+async def _migrate_mysql(url: DatabaseURL) -> list[int]:
+    import asyncmy
+
+    from store.mysql import MySQLDatabase, translate
+
+    kwargs = MySQLDatabase(url, pool_size=1).connect_kwargs() | {"autocommit": True}
+    try:
+        conn = await asyncmy.connect(**kwargs)
+    except Exception as exc:
+        raise (translate(exc, "migrate") or exc) from exc
+    try:
+        async with conn.cursor() as cur:
+            # MySQL DDL commits implicitly, so a named lock (not a transaction) makes this safe
+            # to run from several processes at once.
+            await cur.execute("SELECT GET_LOCK(%s, %s)", (LOCK_NAME, LOCK_TIMEOUT_SECONDS))
+            if (await cur.fetchone())[0] != 1:
+                raise Unavailable("another process holds the migration lock; retry shortly")
+            try:
+                return await _apply_mysql(cur)
+            finally:
+                await cur.execute("SELECT RELEASE_LOCK(%s)", (LOCK_NAME,))
+    finally:
+        await conn.ensure_closed()
+
+
+async def _apply_mysql(cur: Any) -> list[int]:
+    await cur.execute(_LEDGER)
+    await cur.execute("SELECT version FROM schema_migrations")
+    done = {row[0] for row in await cur.fetchall()}
+    applied = []
+    for m in migrations("mysql"):
+        if m.version not in done:
+            for statement in m.statements:
+                await cur.execute(statement)
+            await cur.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (m.version, m.name))
+            applied.append(m.version)
+    return applied
