@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import resource
+import sys
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -16,6 +19,8 @@ from store import DatabaseURL, open_store
 from store.records import ChatRecord, MessageRecord
 
 NAMESPACE = "chatservice"
+# Libraries that belong in gateways only (DESIGN.md): an actor that loads them costs ~130 MB more.
+GATEWAY_ONLY = ("tiktoken", "openai", "grpc", "twilio")
 T = TypeVar("T")
 log = logging.getLogger("chatservice.actor")
 
@@ -97,3 +102,12 @@ class ConversationActor:
     async def window_messages(self) -> list[MessageRecord]:
         """The messages the model sees (tests compare it with a rebuild from the store)."""
         return await self._serve(self._conversation.snapshot())
+
+    async def stats(self) -> dict[str, object]:
+        """This actor's footprint, for operators and the benchmark."""
+        return {
+            "chat_id": self._conversation.chat_id,
+            "pid": os.getpid(),
+            "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "gateway_modules": sorted(m for m in GATEWAY_ONLY if m in sys.modules),
+        }

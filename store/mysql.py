@@ -68,7 +68,8 @@ class MySQLDatabase:
             "charset": "utf8mb4",
             "autocommit": False,
             "connect_timeout": 5,
-            "sql_mode": "STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION",
+            # Strict mode: a value that does not fit is an error, never silently truncated.
+            "init_command": "SET SESSION sql_mode = 'STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION'",
         }
 
     async def _get_pool(self) -> Any:

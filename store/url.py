@@ -51,12 +51,15 @@ class DatabaseURL:
     def mysql(cls, host: str, port: int, user: str, password: str, database: str) -> DatabaseURL:
         return cls(kind="mysql", host=host, port=port, user=user, password=password, database=database)
 
-    def redacted(self) -> str:
-        """The URL with the password hidden, for logs and start-up banners."""
+    def to_url(self, *, redact: bool = False) -> str:
+        """The URL again; with `redact` the password is hidden (for logs and banners)."""
         if self.kind == "sqlite":
             return f"sqlite:///{self.path}"
-        secret = ":***" if self.password else ""
-        return f"mysql://{quote(self.user)}{secret}@{self.host}:{self.port}/{quote(self.database)}"
+        secret = (":***" if redact else f":{quote(self.password, safe='')}") if self.password else ""
+        return f"mysql://{quote(self.user, safe='')}{secret}@{self.host}:{self.port}/{quote(self.database)}"
+
+    def redacted(self) -> str:
+        return self.to_url(redact=True)
 
     def __repr__(self) -> str:
         return f"DatabaseURL({self.redacted()!r})"

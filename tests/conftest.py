@@ -1,0 +1,101 @@
+"""Shared fixtures: real MariaDB/MySQL and SQLite stores, one local Ray per session, a fake LLM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from store import ChatStore, DatabaseURL, open_store
+from store.errors import Unavailable
+from store.migrate import migrate
+from tests.llm_server import Behaviour, FakeLLM
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+DEFAULT_MYSQL = "mysql://chatservice:chatservice@127.0.0.1:3306/chatservice_test"
+
+
+def mysql_required() -> bool:
+    return os.environ.get("CHATSERVICE_REQUIRE_MYSQL") == "1"
+
+
+@pytest.fixture(scope="session")
+def mysql_url() -> DatabaseURL:
+    """The test MariaDB/MySQL (TEST_DATABASE_URL), migrated; skipped if absent unless CI requires it."""
+    url = DatabaseURL.parse(os.environ.get("TEST_DATABASE_URL", DEFAULT_MYSQL))
+    try:
+        asyncio.run(migrate(url))
+    except Unavailable as exc:
+        if mysql_required():
+            raise
+        pytest.skip(f"no MariaDB/MySQL at {url.redacted()}: {exc}")
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> DatabaseURL:
+    url = DatabaseURL.parse(f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'chats.db'}")
+    asyncio.run(migrate(url))
+    return url
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def db_url(request: pytest.FixtureRequest) -> DatabaseURL:
+    """Each storage test runs on both databases."""
+    return request.getfixturevalue(f"{request.param}_url")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def store(db_url: DatabaseURL) -> AsyncIterator[ChatStore]:
+    s = open_store(db_url, pool_size=2)
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+def chat_id() -> str:
+    return f"t-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[str]:
+    """One local Ray for the whole session; yields its GCS address for subprocesses to join."""
+    import logging
+
+    import ray
+
+    from actors.actor import NAMESPACE
+
+    ray.init(namespace=NAMESPACE, include_dashboard=False, logging_level=logging.WARNING)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[FakeLLM]:
+    with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_llm(llm_server: FakeLLM) -> FakeLLM:
+    """The session's fake LLM with default behaviour and an empty record."""
+    llm_server.behaviour = Behaviour()
+    llm_server.records.clear()
+    return llm_server
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,241 @@
+"""The conversation's turn protocol over a real store (no Ray): write-through, eviction, turns."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from actors.conversation import Conversation
+from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest
+from actors.window import REPLY_PRIMING_TOKENS
+from store import ChatStore
+from store.errors import FailedPrecondition, MessageTooLarge, NotFound, PermissionDenied, StaleState
+from store.records import ChatParams, ChatStatus, MessageStatus, Role
+
+MODEL = "gpt-4o-mini"
+SMALL = ChatParams(MODEL, context_tokens=100, max_tokens=20)
+NEW = NewChat(SMALL, "sys", 10)
+
+
+def ask(
+    content: str = "hello",
+    tokens: int = 10,
+    user: str = "u1",
+    create: NewChat | None = NEW,
+    turn_id: str | None = None,
+) -> TurnRequest:
+    return TurnRequest(turn_id or uuid.uuid4().hex, user, content, tokens, MODEL, create)
+
+
+async def begin(c: Conversation, req: TurnRequest) -> TurnPlan:
+    plan = await c.begin_turn(req)
+    assert isinstance(plan, TurnPlan)
+    return plan
+
+
+async def turn(c: Conversation, content: str, tokens: int = 10, reply_tokens: int = 10) -> TurnPlan:
+    plan = await begin(c, ask(content, tokens))
+    await c.complete_turn(plan.turn_id, f"re: {content}", reply_tokens, "stop")
+    return plan
+
+
+async def rebuilt(store: ChatStore, chat_id: str) -> list[tuple[int, str]]:
+    fresh = Conversation(chat_id, store, 60)
+    return [(m.seq, m.content) for m in await fresh.snapshot()]
+
+
+async def test_first_turn_creates_the_chat_and_writes_through(store: ChatStore, chat_id: str) -> None:
+    c = Conversation(chat_id, store, 60)
+    plan = await begin(c, ask("Qual é a capital do Brasil?"))
+    assert plan.created and plan.user_message_id == 2
+    assert plan.messages == (
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "Qual é a capital do Brasil?"},
+    )
+    assert [m.role for m in await store.list_messages(chat_id)] == [Role.SYSTEM, Role.USER]
+    result = await c.complete_turn(plan.turn_id, "Brasília.", 5, "stop")
+    assert result.assistant_message_id == 3
+    stored = await store.list_messages(chat_id)
+    assert [(m.role, m.content, m.turn_id) for m in stored[1:]] == [
+        (Role.USER, "Qual é a capital do Brasil?", plan.turn_id),
+        (Role.ASSISTANT, "Brasília.", plan.turn_id),
+    ]
+    chat = await store.get_chat(chat_id)
+    assert chat is not None and chat.title == "Qual é a capital do Brasil?" and chat.user_id == "u1"
+
+
+async def test_a_full_window_evicts_oldest_and_they_stay_in_the_store_flagged(
+    store: ChatStore, chat_id: str
+) -> None:
+    c = Conversation(chat_id, store, 60)
+    # budget = 100 - 20 = 80; system 10 + priming 3 leaves 67 for messages.
+    await turn(c, "one", 20, 10)
+    await turn(c, "two", 20, 10)
+    plan = await turn(c, "three", 30, 10)
+    assert plan.evicted == 2
+    window = [m.content for m in c.window_messages()]
+    assert window == ["sys", "two", "re: two", "three", "re: three"]
+    everything = await store.list_messages(chat_id, include_erased=True)
+    assert [(m.content, m.erased) for m in everything[:3]] == [
+        ("sys", False),
+        ("one", True),
+        ("re: one", True),
+    ]
+    assert plan.window.tokens == sum(m.tokens for m in c.window_messages()[:-1]) + REPLY_PRIMING_TOKENS
+    assert await rebuilt(store, chat_id) == [(m.seq, m.content) for m in c.window_messages()]
+
+
+async def test_a_message_that_never_fits_is_refused_and_nothing_is_stored(
+    store: ChatStore, chat_id: str
+) -> None:
+    c = Conversation(chat_id, store, 60)
+    with pytest.raises(MessageTooLarge, match="admits at most 67"):
+        await c.begin_turn(ask(tokens=68))
+    assert await store.get_chat(chat_id) is None
+    await turn(c, "ok")
+    before = await store.list_messages(chat_id, include_erased=True)
+    with pytest.raises(MessageTooLarge):
+        await c.begin_turn(ask(tokens=500))
+    assert await store.list_messages(chat_id, include_erased=True) == before
+    await turn(c, "still works")
+
+
+async def test_another_user_is_refused_and_a_missing_chat_is_not_created_without_leave(
+    store: ChatStore, chat_id: str
+) -> None:
+    c = Conversation(chat_id, store, 60)
+    with pytest.raises(NotFound):
+        await c.begin_turn(ask(create=None))
+    await turn(c, "mine")
+    with pytest.raises(PermissionDenied):
+        await c.begin_turn(ask(user="intruder"))
+    with pytest.raises(PermissionDenied):
+        await c.describe("intruder")
+    assert len(await store.list_messages(chat_id)) == 3
+
+
+async def test_a_chat_counted_for_another_model_asks_for_a_recount(store: ChatStore, chat_id: str) -> None:
+    c = Conversation(chat_id, store, 60)
+    await turn(c, "first")
+    other = TurnRequest("t-x", "u1", "hi", 3, "gpt-4", None)
+    assert await c.begin_turn(other) == Recount(MODEL)
+    assert len(await store.list_messages(chat_id)) == 3
+    await turn(c, "slot was released")
+
+
+async def test_turns_run_one_at_a_time_in_arrival_order(store: ChatStore, chat_id: str) -> None:
+    c = Conversation(chat_id, store, 60)
+    first = await begin(c, ask("a"))
+    later = [asyncio.ensure_future(begin(c, ask(x, 3))) for x in "bc"]
+    await asyncio.sleep(0.05)
+    assert not any(t.done() for t in later)
+    await c.complete_turn(first.turn_id, "A", 3, "stop")
+    second = await later[0]
+    await asyncio.sleep(0.05)
+    assert not later[1].done()
+    await c.complete_turn(second.turn_id, "B", 3, "stop")
+    third = await later[1]
+    await c.complete_turn(third.turn_id, "C", 3, "stop")
+    assert [m.content for m in await store.list_messages(chat_id)] == ["sys", "a", "A", "b", "B", "c", "C"]
+
+
+async def test_begin_and_complete_are_idempotent_per_turn(store: ChatStore, chat_id: str) -> None:
+    c = Conversation(chat_id, store, 60)
+    req = ask("once")
+    plan = await begin(c, req)
+    assert await begin(c, req) == plan
+    done = await c.complete_turn(plan.turn_id, "answer", 3, "stop")
+    assert await c.complete_turn(plan.turn_id, "answer", 3, "stop") == done
+    with pytest.raises(FailedPrecondition, match="already finished"):
+        await c.begin_turn(req)
+    assert [m.content for m in await store.list_messages(chat_id)] == ["sys", "once", "answer"]
+
+
+async def test_a_new_activation_resumes_a_turn_its_predecessor_stored(store: ChatStore, chat_id: str) -> None:
+    dead = Conversation(chat_id, store, 60)
+    req = ask("in flight")
+    await begin(dead, req)
+    survivor = Conversation(chat_id, store, 60)
+    plan = await begin(survivor, req)
+    assert plan.messages[-1] == {"role": "user", "content": "in flight"}
+    await survivor.complete_turn(plan.turn_id, "done", 3, "stop")
+    assert [m.content for m in await store.list_messages(chat_id)] == ["sys", "in flight", "done"]
+
+
+async def test_abort_keeps_a_partial_answer_flagged_and_frees_the_chat(
+    store: ChatStore, chat_id: str
+) -> None:
+    c = Conversation(chat_id, store, 60)
+    plan = await begin(c, ask("stop me"))
+    result = await c.abort_turn(plan.turn_id, "half an ans", 4, "cancelled")
+    assert result.status is MessageStatus.INTERRUPTED
+    plan2 = await begin(c, ask("no answer"))
+    assert (await c.abort_turn(plan2.turn_id, "", 0, "error")).assistant_message_id is None
+    stored = await store.list_messages(chat_id)
+    assert [(m.content, m.status, m.finish_reason) for m in stored[2:]] == [
+        ("half an ans", MessageStatus.INTERRUPTED, "cancelled"),
+        ("no answer", MessageStatus.COMPLETE, None),
+    ]
+    await turn(c, "next")
+
+
+async def test_an_abandoned_turn_frees_the_chat_when_its_lease_expires(
+    store: ChatStore, chat_id: str
+) -> None:
+    c = Conversation(chat_id, store, turn_timeout=0.2)
+    gone = await begin(c, ask("gateway dies"))
+    plan = await asyncio.wait_for(begin(c, ask("next")), 5)
+    with pytest.raises(FailedPrecondition, match="not in progress"):
+        await c.complete_turn(gone.turn_id + "x", "late", 3, "stop")
+    await c.complete_turn(plan.turn_id, "fine", 3, "stop")
+    assert [m.content for m in await store.list_messages(chat_id)] == ["sys", "gateway dies", "next", "fine"]
+
+
+async def test_a_stale_activation_cannot_overwrite_and_reloads(store: ChatStore, chat_id: str) -> None:
+    a = Conversation(chat_id, store, 60)
+    await turn(a, "from a")
+    b = Conversation(chat_id, store, 60)
+    await turn(b, "from b")
+    with pytest.raises(StaleState):
+        await a.begin_turn(ask("a is stale"))
+    await turn(a, "a reloaded")
+    assert [m.content for m in await store.list_messages(chat_id)] == [
+        "sys",
+        "from a",
+        "re: from a",
+        "from b",
+        "re: from b",
+        "a reloaded",
+        "re: a reloaded",
+    ]
+
+
+async def test_end_refuses_further_turns_and_delete_forgets_everything(
+    store: ChatStore, chat_id: str
+) -> None:
+    c = Conversation(chat_id, store, 60)
+    await turn(c, "hi")
+    assert (await c.end("u1")).status is ChatStatus.ENDED
+    with pytest.raises(FailedPrecondition, match="ended"):
+        await c.begin_turn(ask())
+    with pytest.raises(PermissionDenied):
+        await c.delete("intruder")
+    await c.delete("u1")
+    assert await store.get_chat(chat_id) is None
+    assert await store.list_messages(chat_id, include_erased=True) == []
+    with pytest.raises(NotFound):
+        await c.describe("u1")
+
+
+async def test_create_without_a_turn_and_a_system_prompt_too_big(store: ChatStore, chat_id: str) -> None:
+    c = Conversation(chat_id, store, 60)
+    with pytest.raises(MessageTooLarge, match="system prompt"):
+        await c.create("u1", NewChat(SMALL, "huge", 78))
+    chat = await c.create("u1", NEW)
+    assert chat.user_id == "u1"
+    _, window = await c.describe("u1")
+    assert (window.messages, window.tokens, window.context_tokens) == (1, 10 + REPLY_PRIMING_TOKENS, 100)
+    with pytest.raises(Exception, match="already exists"):
+        await c.create("u1", NEW)

@@ -1,0 +1,80 @@
+"""Migrations: versioned, idempotent, and safe from several processes at once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import asyncmy
+import pytest
+
+from store import DatabaseURL, open_store
+from store.migrate import migrate, migrations
+from store.records import ChatParams, ChatRecord
+
+LATEST = migrations("sqlite")[-1].version
+
+
+@pytest.fixture
+async def scratch_mysql(mysql_url: DatabaseURL) -> AsyncIterator[DatabaseURL]:
+    """An empty database of its own, dropped afterwards."""
+    name = f"chatservice_m{uuid.uuid4().hex[:10]}"
+    conn = await asyncmy.connect(
+        host=mysql_url.host,
+        port=mysql_url.port,
+        user=mysql_url.user,
+        password=mysql_url.password,
+        autocommit=True,
+    )
+    async with conn.cursor() as cur:
+        await cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    yield replace(mysql_url, database=name)
+    async with conn.cursor() as cur:
+        await cur.execute(f"DROP DATABASE `{name}`")
+    await conn.ensure_closed()
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> DatabaseURL:
+    if request.param == "sqlite":
+        return DatabaseURL.parse(f"sqlite:///{tmp_path / 'fresh.db'}")
+    return request.getfixturevalue("scratch_mysql")  # type: ignore[no-any-return]
+
+
+def test_both_databases_ship_the_same_versions() -> None:
+    assert [m.version for m in migrations("mysql")] == [m.version for m in migrations("sqlite")]
+
+
+async def test_migrate_twice_applies_once_and_the_schema_works(empty_db: DatabaseURL) -> None:
+    assert await migrate(empty_db) == [m.version for m in migrations(empty_db.kind)]
+    assert await migrate(empty_db) == []
+    store = open_store(empty_db)
+    await store.create_chat(ChatRecord("c1", "u1", ChatParams("gpt-4o-mini", 128_000, 1024)), [])
+    assert await store.get_chat("c1") is not None
+    await store.close()
+
+
+async def test_several_processes_migrating_at_once_all_succeed(empty_db: DatabaseURL) -> None:
+    env = {**os.environ, "DATABASE_URL": empty_db.to_url()}
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateways.cli",
+            "migrate",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        for _ in range(4)
+    ]
+    outputs = [(await p.communicate())[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
+    applied = [o for o in outputs if f"applied [{LATEST}]" in o or "applied [1" in o]
+    assert len(applied) == 1, outputs  # exactly one process did the work
+    assert await migrate(empty_db) == []

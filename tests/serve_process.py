@@ -1,0 +1,85 @@
+"""Run `chatservice serve` as a subprocess, the way a user does, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.conftest import free_port
+
+
+class ServeProcess:
+    """`python -m gateways.cli serve` with the given environment; waits until /healthz answers."""
+
+    def __init__(self, env: dict[str, str], cwd: Path | None = None) -> None:
+        self.web_port = int(env.get("WEB_SERVER_PORT") or free_port())
+        self.grpc_port = int(env.get("GRPC_SERVER_PORT") or free_port())
+        self.env = {
+            **os.environ,
+            "RAY_USAGE_STATS_ENABLED": "0",
+            **env,
+            "WEB_SERVER_PORT": str(self.web_port),
+            "GRPC_SERVER_PORT": str(self.grpc_port),
+        }
+        self.cwd = cwd
+        self.log = Path(tempfile.mkstemp(prefix="serve-", suffix=".log")[1])
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ready_after = 0.0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def start(self, timeout: float = 90.0) -> ServeProcess:
+        started = time.monotonic()
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gateways.cli", "serve"],
+                env=self.env,
+                cwd=self.cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        while time.monotonic() - started < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        self.ready_after = time.monotonic() - started
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        self.kill()
+        raise RuntimeError(f"serve was not healthy after {timeout} s:\n{self.output()}")
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM, as an orchestrator stops it; returns the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def __enter__(self) -> ServeProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
