@@ -69,7 +69,7 @@ def build_runtime(settings: Settings) -> Runtime:
     config = ActorConfig(settings.database, settings.turn_timeout_seconds, settings.chat_idle_seconds)
     store = open_store(settings.database, settings.db_pool_size)
     llm = build_llm(settings)
-    service = ChatService(settings, ChatRegistry(config), llm)
+    service = ChatService(settings, ChatRegistry(config), llm, store)
     return Runtime(settings, store, llm, service, Readiness(store))
 
 

@@ -12,13 +12,14 @@ from typing import Any
 
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
 from actors.registry import ChatRegistry
+from gateways import paging
 from gateways.llm import LLM, Delta, Finish
 from gateways.params import ChatOverrides, apply_overrides, check_system_prompt
 from gateways.settings import Settings
 from gateways.tokenizer import tokenizer_for
-from store.base import MAX_ID_LENGTH
-from store.errors import ChatServiceError, InvalidArgument, MessageTooLarge
-from store.records import ChatParams
+from store.base import MAX_ID_LENGTH, ChatCursor, ChatStore
+from store.errors import ChatServiceError, InvalidArgument, MessageTooLarge, NotFound, PermissionDenied
+from store.records import ChatParams, ChatRecord, MessageRecord
 
 log = logging.getLogger("chatservice.service")
 _CHAT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,127}$")
@@ -74,10 +75,11 @@ def check_chat_id(chat_id: str) -> str:
 class ChatService:
     """Turns and chats for one gateway process; holds no chat state of its own beyond caches."""
 
-    def __init__(self, settings: Settings, registry: ChatRegistry, llm: LLM) -> None:
+    def __init__(self, settings: Settings, registry: ChatRegistry, llm: LLM, store: ChatStore) -> None:
         self._settings = settings
         self._registry = registry
         self._llm = llm
+        self._store = store  # reads only: every write goes through the chat's actor
         self._models: dict[str, str] = {}  # chat_id -> model; a chat's model never changes
         self._openings: dict[tuple[str, ChatParams], NewChat] = {}
         self._background: set[asyncio.Task[object]] = set()
@@ -189,6 +191,64 @@ class ChatService:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    # -- chats -------------------------------------------------------------------------------
+
+    async def create_chat(
+        self, user_id: str, overrides: ChatOverrides | None = None, chat_id: str | None = None
+    ) -> tuple[ChatRecord, WindowInfo]:
+        """A new chat with the defaults or the given overrides; the id is generated unless given."""
+        check_user_id(user_id)
+        chat_id = check_chat_id(chat_id) if chat_id else new_chat_id()
+        new = self.new_chat(overrides)
+        await self._registry.create(chat_id, user_id, new)
+        self._models[chat_id] = new.params.model
+        return await self._registry.describe(chat_id, user_id)
+
+    async def get_chat(self, user_id: str, chat_id: str) -> tuple[ChatRecord, WindowInfo]:
+        return await self._registry.describe(check_chat_id(chat_id), check_user_id(user_id))
+
+    async def end_chat(self, user_id: str, chat_id: str) -> ChatRecord:
+        return await self._registry.end(check_chat_id(chat_id), check_user_id(user_id))
+
+    async def delete_chat(self, user_id: str, chat_id: str) -> None:
+        await self._registry.delete(check_chat_id(chat_id), check_user_id(user_id))
+        self._models.pop(chat_id, None)
+
+    async def list_chats(
+        self, user_id: str, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[ChatRecord], str]:
+        """A page of the user's chats, newest first, and the token of the next page ('' at the end)."""
+        size = paging.page_size(page_size, default=20, most=100)
+        chats = await self._store.list_chats(check_user_id(user_id), size + 1, paging.chat_cursor(page_token))
+        if len(chats) <= size:
+            return chats, ""
+        last = chats[size - 1]
+        return chats[:size], paging.chat_token(ChatCursor(last.created_at, last.id))
+
+    async def list_messages(
+        self,
+        user_id: str,
+        chat_id: str,
+        *,
+        include_erased: bool = False,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> tuple[list[MessageRecord], str]:
+        """A page of a chat's messages in order (erased ones only if asked), and the next token."""
+        chat = await self._store.get_chat(check_chat_id(chat_id))
+        if chat is None:
+            raise NotFound(f"chat {chat_id!r} does not exist")
+        if chat.user_id != check_user_id(user_id):
+            raise PermissionDenied(f"chat {chat_id!r} belongs to another user")
+        size = paging.page_size(page_size, default=100, most=1000)
+        after = paging.message_cursor(page_token)
+        messages = await self._store.list_messages(
+            chat_id, include_erased=include_erased, after_seq=after, limit=size + 1
+        )
+        if len(messages) <= size:
+            return messages, ""
+        return messages[:size], paging.message_token(messages[size - 1].seq)
 
     async def drain(self) -> None:
         """Wait for background aborts (at shutdown)."""
