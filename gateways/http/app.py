@@ -5,13 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateways.health import Readiness
-from gateways.http import chat, health
+from gateways.http import chat, health, v1
 from gateways.http.keys import READINESS, SERVICE, SETTINGS
 from gateways.http.middleware import PUBLIC, auth, errors
 from gateways.service import ChatService
 from gateways.settings import Settings
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", v1.OPENAPI_PATH})
 
 
 def create_app(settings: Settings, service: ChatService, readiness: Readiness) -> web.Application:
@@ -22,4 +22,5 @@ def create_app(settings: Settings, service: ChatService, readiness: Readiness) -
     app[PUBLIC] = PUBLIC_PATHS
     app.add_routes(chat.routes)
     app.add_routes(health.routes)
+    app.add_routes(v1.routes)
     return app
