@@ -33,6 +33,7 @@ DRAIN_SECONDS = 30.0  # at shutdown, how long answers still being written may fi
 _SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
 T = TypeVar("T")
 log = logging.getLogger("chatservice.whatsapp")
+_http_log = logging.getLogger("chatservice.whatsapp.rest")  # the SDK logs every header at INFO
 routes = web.RouteTableDef()
 
 
@@ -40,7 +41,7 @@ class _RebasedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
     """The SDK's async client, sending what it addresses to api.twilio.com to another base URL."""
 
     def __init__(self, base_url: str) -> None:
-        super().__init__(timeout=15)
+        super().__init__(timeout=15, logger=_http_log)
         self._base_url = base_url
 
     async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
@@ -69,6 +70,8 @@ class WhatsApp:
                 s.twilio_reply_budget_seconds,
             )
             return
+        if not log.isEnabledFor(logging.DEBUG):
+            _http_log.setLevel(logging.WARNING)
         self._http = _RebasedHttpClient(s.twilio_api_base_url)  # its aiohttp session needs the loop
         self._rest = Client(s.twilio_account_sid, s.twilio_auth_token, http_client=self._http)
 
@@ -159,6 +162,7 @@ class WhatsApp:
                 # Not retried: a create that failed late may have been sent, and twice is worse.
                 log.error("WhatsApp send failed at part %d of %d: %s", i + 1, len(parts), exc)
                 return
+        log.info("sent a late WhatsApp answer in %d part(s) through the REST API", len(parts))
 
     def _spawn(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(work)
