@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from aiohttp import ClientTimeout
 from aiohttp.test_utils import TestClient
 from twilio.request_validator import RequestValidator
 
@@ -320,3 +321,31 @@ async def test_missing_fields_are_400_and_no_webhook_without_its_token(
     assert status == 400 and "MessageSid" in text
     bare = await make_client(TWILIO_AUTH_TOKEN="")
     assert (await post(bare, delivery(sender, "oi")))[0] == 404
+
+
+async def test_when_twilio_hangs_up_before_the_answer_it_is_sent_through_the_rest_api(
+    make_client: MakeClient, sender: str, fake_llm: FakeLLM, twilio_api: FakeTwilio
+) -> None:
+    client = await make_client()  # the default 10 s budget: Twilio gives up first here
+    fake_llm.behaviour.ttft = 2.0
+    form = delivery(sender, "ainda aí?")
+    with pytest.raises(TimeoutError):
+        await client.post("/twilio/whatsapp", data=form, headers=sign(form), timeout=ClientTimeout(total=0.5))
+    assert await asyncio.to_thread(twilio_api.wait_for, lambda: len(twilio_api.sent) == 1, 60)
+    assert twilio_api.sent == [Sent(SID, (SID, AUTH), sender, OUR_NUMBER, "Echo: ainda aí?")]
+    assert replies((await post(client, form))[1]) == []  # and its retry is ignored
+
+
+async def test_a_failed_rest_send_stops_at_that_part_and_the_service_goes_on(
+    make_client: MakeClient, sender: str, fake_llm: FakeLLM, twilio_api: FakeTwilio
+) -> None:
+    fake_llm.behaviour.reply = lambda messages: " ".join(["Uma frase longa o bastante."] * 100)
+    fake_llm.behaviour.ttft = 1.0
+    twilio_api.failures.append(500)
+    client = await make_client(TWILIO_REPLY_BUDGET_SECONDS="0")
+    assert replies((await post(client, delivery(sender, "longa")))[1]) == []
+    assert await asyncio.to_thread(twilio_api.wait_for, lambda: not twilio_api.failures, 60)
+    fake_llm.behaviour.reply = lambda messages: "curta"
+    assert replies((await post(client, delivery(sender, "de novo")))[1]) == []
+    assert await asyncio.to_thread(twilio_api.wait_for, lambda: len(twilio_api.sent) == 1, 60)
+    assert [m.body for m in twilio_api.sent] == ["curta"]  # the failed answer's later parts were not sent
