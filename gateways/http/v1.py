@@ -7,6 +7,7 @@ call checks that the chat belongs to that user.
 from __future__ import annotations
 
 from contextlib import aclosing
+from functools import cache
 from importlib import resources
 
 from aiohttp import web
@@ -43,6 +44,7 @@ async def openapi(request: web.Request) -> web.Response:
     return web.Response(body=openapi_document(), content_type="application/json")
 
 
+@cache
 def openapi_document() -> bytes:
     return resources.files("gateways.http").joinpath("openapi.json").read_bytes()
 
