@@ -7,6 +7,7 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Coroutine
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,12 +120,15 @@ class ChatService:
         parts: list[str] = []
         finish = Finish("stop")
         try:
-            async for event in self._llm.stream(plan):
-                if isinstance(event, Delta):
-                    parts.append(event.text)
-                    yield TurnDelta(event.text)
-                else:
-                    finish = event
+            # aclosing: a consumer that stops early (cancel, disconnect, deadline) closes the LLM
+            # stream now, not whenever the garbage collector gets to it.
+            async with aclosing(self._llm.stream(plan)) as stream:
+                async for event in stream:
+                    if isinstance(event, Delta):
+                        parts.append(event.text)
+                        yield TurnDelta(event.text)
+                    else:
+                        finish = event
         except ChatServiceError:
             await self._abort(chat_id, plan, "".join(parts), "error")
             raise
