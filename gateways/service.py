@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, Coroutine
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -110,7 +110,7 @@ class ChatService:
 
     async def turn(
         self, user_id: str, chat_id: str | None, content: str, *, create_missing: bool = True
-    ) -> AsyncIterator[TurnEvent]:
+    ) -> AsyncGenerator[TurnEvent, None]:
         """Run one turn: the start, the answer's deltas, then the end (or an error)."""
         check_user_id(user_id)
         chat_id = check_chat_id(chat_id) if chat_id else new_chat_id()
