@@ -32,7 +32,11 @@ class HealthReporter:
 
     async def _watch(self) -> None:
         while True:
-            checks = await self._readiness.check()
+            try:
+                checks = await self._readiness.check()
+            except Exception as exc:  # a failing check must not end the watch
+                checks = {"check": False}
+                log.warning("gRPC health: readiness check failed: %r", exc)
             ready = all(checks.values())
             if ready != self._serving:
                 log.info("gRPC health: %s %s", "SERVING" if ready else "NOT_SERVING", checks)

@@ -180,3 +180,25 @@ async def test_unauthenticated_without_the_token(make_server: MakeServer, user: 
     assert code is Code.UNAUTHENTICATED and "authorization" in details
     md = (("authorization", "Bearer tok"),)
     assert (await served.v1.ListChats(pb.ListChatsRequest(user_id=user), metadata=md)).next_page_token == ""
+
+
+async def test_a_caller_that_gives_up_while_queued_does_not_block_the_chat(
+    make_server: MakeServer, user: str, fake_llm: FakeLLM, mysql_url: DatabaseURL
+) -> None:
+    served = await make_server()
+    chat_id = (await served.v1.CreateChat(pb.CreateChatRequest(user_id=user))).chat_id
+    fake_llm.behaviour.reply = words_reply(30)
+    fake_llm.behaviour.token_delay = 0.1  # the first turn holds the chat for about 3 s
+    first = send(served, user, "first", chat_id)
+    assert (await first.read()).WhichOneof("event") == "started"  # type: ignore[attr-defined]
+    # The second caller queues behind it and gives up before its turn comes.
+    code, _ = await status_of(send(served, user, "second", chat_id, timeout=1))
+    assert code is Code.DEADLINE_EXCEEDED
+    while await first.read() is not grpc.aio.EOF:  # type: ignore[attr-defined]
+        pass
+    fake_llm.behaviour.reply = words_reply(3)
+    fake_llm.behaviour.token_delay = 0.0
+    events = [e async for e in send(served, user, "third", chat_id, timeout=60)]  # type: ignore[attr-defined]
+    assert events[-1].WhichOneof("event") == "finished"
+    contents = [(m.role.value, m.content) for m in await stored(mysql_url, chat_id)]
+    assert ("user", "third") in contents and ("user", "first") in contents
