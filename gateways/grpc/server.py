@@ -37,7 +37,11 @@ class GrpcGateway:
         self.server = grpc.aio.server(
             interceptors=interceptors,
             # Room for MAX_MESSAGE_CHARS of UTF-8 (up to 4 bytes a character) plus the envelope.
-            options=[("grpc.max_receive_message_length", settings.max_message_chars * 4 + 65536)],
+            options=[
+                ("grpc.max_receive_message_length", settings.max_message_chars * 4 + 65536),
+                # gRPC shares ports by default; a second server on a taken port must fail instead.
+                ("grpc.so_reuseport", 0),
+            ],
         )
         chat_pb2_grpc.add_ChatServiceServicer_to_server(LegacyChatService(service), self.server)
         chat_service_pb2_grpc.add_ChatServiceServicer_to_server(V1ChatService(service), self.server)

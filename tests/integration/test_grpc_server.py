@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 
 import grpc
 import pytest
@@ -11,8 +12,10 @@ from google.protobuf import descriptor_pool, message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
+from gateways.grpc import GrpcGateway
 from gateways.grpc.gen.chatservice.v1 import chat_service_pb2 as pb
 from store import DatabaseURL
+from store.errors import Unavailable
 from store.records import MessageStatus
 from tests.conftest import free_port
 from tests.grpc_support import MakeServer, eventually, make_server, original_proto, stored
@@ -131,3 +134,12 @@ async def test_a_stream_still_running_after_the_grace_period_is_stopped_and_kept
         return len(messages) == 3 and messages[2].status is MessageStatus.INTERRUPTED
 
     assert await eventually(disconnected) and await eventually(interrupted)
+
+
+async def test_a_taken_port_is_an_error_that_names_the_setting(make_server: MakeServer) -> None:
+    served = await make_server()
+    taken = served.target.rsplit(":", 1)[1]
+    settings = replace(served.runtime.settings, grpc_port=int(taken))
+    second = GrpcGateway(settings, served.runtime.service, served.runtime.readiness)
+    with pytest.raises(Unavailable, match="GRPC_SERVER_PORT"):
+        await second.start()
