@@ -102,7 +102,11 @@ async def test_cancel_mid_stream_stops_the_llm_and_keeps_the_partial_answer(
     call.cancel()
     assert await call.code() is grpc.StatusCode.CANCELLED
     record = fake_llm.records[-1]
-    assert await eventually(lambda: asyncio.sleep(0, record.disconnected))
+
+    async def disconnected() -> bool:
+        return record.disconnected
+
+    assert await eventually(disconnected)
     assert not record.finished and record.chunks_sent < 400
     chat_id = received[0].chat_id
 
