@@ -32,6 +32,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("HOST", "127.0.0.1", "interface to bind; anything but loopback requires AUTH_TOKEN"),
     EnvVar("WEB_SERVER_PORT", "8080", "HTTP port (JSON API, SSE, Twilio webhook)"),
     EnvVar("GRPC_SERVER_PORT", "50051", "gRPC port"),
+    EnvVar("GRPC_GRACE_SECONDS", "10", "at shutdown, running gRPC streams get this long to finish"),
     EnvVar("AUTH_TOKEN", "(none)", "token clients send as 'Authorization: <token>' or 'Bearer <token>'"),
     EnvVar("OPENAI_API_KEY", "(none)", "LLM API key; unset = the built-in offline responder"),
     EnvVar("OPENAI_BASE_URL", "(OpenAI)", "any OpenAI-compatible server, e.g. http://localhost:8000/v1"),
@@ -81,6 +82,7 @@ class Settings:
     max_message_chars: int
     max_body_bytes: int
     log_level: str
+    grpc_grace_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -103,6 +105,7 @@ class Settings:
             max_message_chars=r.number("MAX_MESSAGE_CHARS", int, 100_000, 1, 10_000_000),
             max_body_bytes=r.number("MAX_BODY_BYTES", int, 1 << 20, 1024, 1 << 30),
             log_level=_log_level(r),
+            grpc_grace_seconds=r.number("GRPC_GRACE_SECONDS", float, 10.0, 0.0, 3600.0),
         )
         settings.check_exposure()
         return settings
