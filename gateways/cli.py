@@ -1,14 +1,15 @@
-"""The `chatservice` command: serve, migrate."""
+"""The `chatservice` command: serve, migrate, chat."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from gateways.settings import ENV_VARS, SettingsError, load
+from gateways.settings import ENV_VARS, SettingsError, load, read_dotenv
 from store.errors import ChatServiceError
 
 
@@ -39,9 +40,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "serve",
         help="run the gateways (and a local Ray unless RAY_ADDRESS is set)",
-        description="Migrate the database, start or join Ray, and serve HTTP until SIGINT/SIGTERM.",
+        description="Migrate the database, start or join Ray, and serve HTTP and gRPC until SIGINT/SIGTERM.",
         epilog=_environment_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    chat = commands.add_parser(
+        "chat",
+        help="chat in the terminal with a running service (gRPC, chatservice.v1)",
+        description="An interactive chat over gRPC: answers print as they stream in; Ctrl-C stops "
+        "the current answer (the server stops the LLM too); /new starts a new chat, /history shows "
+        "this one, /quit or Ctrl-D leaves. Sends AUTH_TOKEN from the environment if set.",
+    )
+    chat.add_argument("--chat-id", help="continue this chat (created with this id if it does not exist)")
+    chat.add_argument("--user-id", default=None, help="the user to chat as [default: $USER, or 'cli']")
+    chat.add_argument(
+        "--target", default=None, help="host:port of the gRPC server [default: 127.0.0.1:$GRPC_SERVER_PORT]"
     )
     commands.add_parser(
         "migrate",
@@ -52,8 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def chat(args: argparse.Namespace) -> int:
+    env = {**read_dotenv(), **os.environ}
+    target = args.target or f"127.0.0.1:{env.get('GRPC_SERVER_PORT') or 50051}"
+    user = args.user_id or env.get("USER") or "cli"
+    from gateways.grpc.client import main as chat_main
+
+    return chat_main(target, user, args.chat_id, env.get("AUTH_TOKEN") or None, sys.stdout)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "chat":
+        return chat(args)
     try:
         settings = load()
     except SettingsError as exc:

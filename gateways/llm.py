@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,7 +36,7 @@ LLMEvent = Delta | Finish
 class LLM(Protocol):
     """Streams one answer: Delta events, then exactly one Finish. Errors are ChatServiceErrors."""
 
-    def stream(self, plan: TurnPlan) -> AsyncIterator[LLMEvent]: ...
+    def stream(self, plan: TurnPlan) -> AsyncGenerator[LLMEvent, None]: ...
 
     async def close(self) -> None: ...
 
@@ -95,7 +95,7 @@ class OpenAIChat:
             timeout=timeout,
         )
 
-    async def stream(self, plan: TurnPlan) -> AsyncIterator[LLMEvent]:
+    async def stream(self, plan: TurnPlan) -> AsyncGenerator[LLMEvent, None]:
         try:
             stream = await self._client.chat.completions.create(**request_args(plan))
         except Exception as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from actors.protocol import TurnPlan
 from gateways.llm import Delta, Finish, LLMEvent
@@ -27,7 +27,7 @@ def offline_answer(plan: TurnPlan) -> str:
 class OfflineResponder:
     """Streams `offline_answer` word by word, like a model would."""
 
-    async def stream(self, plan: TurnPlan) -> AsyncIterator[LLMEvent]:
+    async def stream(self, plan: TurnPlan) -> AsyncGenerator[LLMEvent, None]:
         for word in re.findall(r"\S+\s*", offline_answer(plan)):
             yield Delta(word)
         yield Finish("stop")

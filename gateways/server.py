@@ -14,6 +14,7 @@ from aiohttp import web
 
 from actors.actor import NAMESPACE, ActorConfig
 from actors.registry import ChatRegistry
+from gateways.grpc import GrpcGateway
 from gateways.health import Readiness
 from gateways.http import create_app
 from gateways.llm import LLM, OpenAIChat
@@ -74,8 +75,11 @@ def build_runtime(settings: Settings) -> Runtime:
 
 
 async def run_gateways(runtime: Runtime, started: float) -> None:
-    """Serve HTTP until SIGINT or SIGTERM, then stop accepting and finish what runs."""
+    """Serve HTTP and gRPC until SIGINT or SIGTERM, then stop accepting and finish what runs."""
     s = runtime.settings
+    grpc_gateway = GrpcGateway(s, runtime.service, runtime.readiness)
+    grpc_port = await grpc_gateway.start()
+    log.info("gRPC listening on %s:%s", s.host, grpc_port)
     app = create_app(s, runtime.service, runtime.readiness)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
@@ -88,8 +92,8 @@ async def run_gateways(runtime: Runtime, started: float) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("stopping")
-    await runner.cleanup()
+    log.info("stopping (running gRPC streams get %.0f s to finish)", s.grpc_grace_seconds)
+    await asyncio.gather(grpc_gateway.stop(s.grpc_grace_seconds), runner.cleanup())
     await runtime.close()
 
 

@@ -7,6 +7,7 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncGenerator, Coroutine
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,12 +120,15 @@ class ChatService:
         parts: list[str] = []
         finish = Finish("stop")
         try:
-            async for event in self._llm.stream(plan):
-                if isinstance(event, Delta):
-                    parts.append(event.text)
-                    yield TurnDelta(event.text)
-                else:
-                    finish = event
+            # aclosing: a consumer that stops early (cancel, disconnect, deadline) closes the LLM
+            # stream now, not whenever the garbage collector gets to it.
+            async with aclosing(self._llm.stream(plan)) as stream:
+                async for event in stream:
+                    if isinstance(event, Delta):
+                        parts.append(event.text)
+                        yield TurnDelta(event.text)
+                    else:
+                        finish = event
         except ChatServiceError:
             await self._abort(chat_id, plan, "".join(parts), "error")
             raise
@@ -154,13 +158,31 @@ class ChatService:
         for _ in range(3):
             tokens = tokenizer_for(model).count_message("user", content)
             req = TurnRequest(turn_id, user_id, content, tokens, model, create)
-            plan = await self._registry.begin_turn(chat_id, req)
+            plan = await self._begin_once(chat_id, req)
             if isinstance(plan, Recount):
                 model = plan.model
                 continue
             self._models[chat_id] = plan.params.model
             return plan
         raise AssertionError(f"chat {chat_id}: model kept changing while counting")
+
+    async def _begin_once(self, chat_id: str, req: TurnRequest) -> TurnPlan | Recount:
+        call = asyncio.ensure_future(self._registry.begin_turn(chat_id, req))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            # The actor still begins the turn once it reaches the front of the chat's queue;
+            # give the slot back then, or the chat would wait for the turn lease to expire.
+            self._spawn(self._release_when_begun(chat_id, call))
+            raise
+
+    async def _release_when_begun(self, chat_id: str, call: asyncio.Future[TurnPlan | Recount]) -> None:
+        try:
+            plan = await call
+        except ChatServiceError:
+            return
+        if isinstance(plan, TurnPlan):
+            await self._abort(chat_id, plan, "", "cancelled")
 
     async def _complete(self, chat_id: str, plan: TurnPlan, reply: str, reason: str) -> TurnResult:
         tokens = tokenizer_for(plan.params.model).count_message("assistant", reply)

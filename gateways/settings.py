@@ -33,6 +33,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("HOST", "127.0.0.1", "interface to bind; anything but loopback requires AUTH_TOKEN"),
     EnvVar("WEB_SERVER_PORT", "8080", "HTTP port (JSON API, SSE, Twilio webhook)"),
     EnvVar("GRPC_SERVER_PORT", "50051", "gRPC port"),
+    EnvVar("GRPC_GRACE_SECONDS", "10", "at shutdown, running gRPC streams get this long to finish"),
     EnvVar("AUTH_TOKEN", "(none)", "token clients send as 'Authorization: <token>' or 'Bearer <token>'"),
     EnvVar("OPENAI_API_KEY", "(none)", "LLM API key; unset = the built-in offline responder"),
     EnvVar("OPENAI_BASE_URL", "(OpenAI)", "any OpenAI-compatible server, e.g. http://localhost:8000/v1"),
@@ -87,6 +88,7 @@ class Settings:
     max_message_chars: int
     max_body_bytes: int
     log_level: str
+    grpc_grace_seconds: float = 10.0
     public_url: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
     twilio_account_sid: str | None = None
@@ -114,6 +116,7 @@ class Settings:
             max_message_chars=r.number("MAX_MESSAGE_CHARS", int, 100_000, 1, 10_000_000),
             max_body_bytes=r.number("MAX_BODY_BYTES", int, 1 << 20, 1024, 1 << 30),
             log_level=_log_level(r),
+            grpc_grace_seconds=r.number("GRPC_GRACE_SECONDS", float, 10.0, 0.0, 3600.0),
             public_url=_http_url(r, "PUBLIC_URL"),
             twilio_auth_token=r.text("TWILIO_AUTH_TOKEN"),
             twilio_account_sid=r.text("TWILIO_ACCOUNT_SID"),

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateways.auth import token_matches
 from gateways.http.keys import SETTINGS
 from gateways.http_errors import error_body, http_status
 from store.errors import ChatServiceError, InvalidArgument, MessageTooLarge, Unauthenticated
 
 log = logging.getLogger("chatservice.http")
 PUBLIC = web.AppKey("public_paths", frozenset[str])
-
-
-def token_matches(header: str | None, token: str) -> bool:
-    """'<token>' or 'Bearer <token>', compared in constant time."""
-    if not header:
-        return False
-    scheme, _, rest = header.partition(" ")
-    given = rest.strip() if scheme.lower() == "bearer" and rest else header.strip()
-    return hmac.compare_digest(given.encode(), token.encode())
 
 
 @web.middleware

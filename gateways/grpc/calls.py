@@ -1,0 +1,45 @@
+"""What every servicer method shares: errors become status codes (never UNKNOWN), with advice."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+
+from gateways.grpc_errors import grpc_status
+from store.errors import ChatServiceError
+
+log = logging.getLogger("chatservice.grpc")
+S = TypeVar("S")
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+Method = Callable[[S, Req, Any], Awaitable[Resp]]
+INTERNAL = "the chat service failed unexpectedly; retry, and report it if it keeps happening"
+
+
+async def abort(context: Any, exc: ChatServiceError) -> NoReturn:
+    """End the call with the error's status code and message."""
+    await context.abort(grpc_status(exc), exc.message)
+    raise AssertionError("context.abort returned")
+
+
+def translated(method: Method[S, Req, Resp]) -> Method[S, Req, Resp]:
+    """Wrap a servicer method so that any error reaches the client as a proper status."""
+
+    @functools.wraps(method)
+    async def wrapper(self: S, request: Req, context: Any) -> Resp:
+        try:
+            return await method(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except ChatServiceError as exc:
+            failure = exc
+        except Exception:
+            log.exception("%s failed", getattr(method, "__name__", "call"))
+            failure = ChatServiceError(INTERNAL)
+        await abort(context, failure)
+
+    return wrapper
