@@ -272,6 +272,10 @@ class ChatService:
             return messages, ""
         return messages[:size], paging.message_token(messages[size - 1].seq)
 
+    async def claim_event(self, event_id: str, source: str) -> bool:
+        """True the first time an inbound event id (a webhook delivery) is seen, by any gateway."""
+        return await self._store.claim_event(event_id, source)
+
     async def drain(self) -> None:
         """Wait for background aborts (at shutdown)."""
         if self._background:

@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from gateways.models import context_window
 from gateways.params import MAX_STOP_SEQUENCES, RANGES
@@ -61,6 +62,11 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("MAX_MESSAGE_CHARS", "100000", "longest user message accepted"),
     EnvVar("MAX_BODY_BYTES", "1048576", "largest HTTP request body accepted"),
     EnvVar("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    EnvVar("PUBLIC_URL", "(as requested)", "the service's public base URL, e.g. https://chat.example.com"),
+    EnvVar("TWILIO_AUTH_TOKEN", "(none)", "verifies X-Twilio-Signature; unset = no WhatsApp webhook"),
+    EnvVar("TWILIO_ACCOUNT_SID", "(none)", "sends answers that miss the reply budget via the REST API"),
+    EnvVar("TWILIO_REPLY_BUDGET_SECONDS", "10", "answer a webhook inline if the turn ends within this"),
+    EnvVar("TWILIO_API_BASE_URL", "https://api.twilio.com", "where the Twilio REST client sends"),
 )
 
 
@@ -83,6 +89,11 @@ class Settings:
     max_body_bytes: int
     log_level: str
     grpc_grace_seconds: float = 10.0
+    public_url: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    twilio_account_sid: str | None = None
+    twilio_reply_budget_seconds: float = 10.0
+    twilio_api_base_url: str = "https://api.twilio.com"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -106,6 +117,11 @@ class Settings:
             max_body_bytes=r.number("MAX_BODY_BYTES", int, 1 << 20, 1024, 1 << 30),
             log_level=_log_level(r),
             grpc_grace_seconds=r.number("GRPC_GRACE_SECONDS", float, 10.0, 0.0, 3600.0),
+            public_url=_http_url(r, "PUBLIC_URL"),
+            twilio_auth_token=r.text("TWILIO_AUTH_TOKEN"),
+            twilio_account_sid=r.text("TWILIO_ACCOUNT_SID"),
+            twilio_reply_budget_seconds=r.number("TWILIO_REPLY_BUDGET_SECONDS", float, 10.0, 0.0, 14.0),
+            twilio_api_base_url=_http_url(r, "TWILIO_API_BASE_URL") or "https://api.twilio.com",
         )
         settings.check_exposure()
         return settings
@@ -225,6 +241,18 @@ def _log_level(r: _Reader) -> str:
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError(f"LOG_LEVEL={level!r}: must be DEBUG, INFO, WARNING or ERROR")
     return level
+
+
+def _http_url(r: _Reader, key: str) -> str | None:
+    url = r.text(key)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise SettingsError(
+            f"{key}={url!r}: must be an http(s) URL with no query, e.g. https://chat.example.com"
+        )
+    return url.rstrip("/")
 
 
 def read_dotenv(path: str = ".env") -> dict[str, str]:

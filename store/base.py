@@ -61,3 +61,6 @@ class ChatStore(Protocol):
 
     async def delete_chat(self, chat_id: str) -> bool:
         """Delete a chat and its messages; False if there was none."""
+
+    async def claim_event(self, event_id: str, source: str) -> bool:
+        """Record an inbound event (a webhook delivery id) once: True for the first claim, False after."""

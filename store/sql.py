@@ -236,3 +236,14 @@ class SqlChatStore:
             # Messages go first so engines without ON DELETE CASCADE enforcement behave the same.
             await tx.execute("DELETE FROM messages WHERE chat_id = %s", (chat_id,))
             return await tx.execute("DELETE FROM chats WHERE id = %s", (chat_id,)) == 1
+
+    async def claim_event(self, event_id: str, source: str) -> bool:
+        try:
+            async with self._db.transaction() as tx:
+                await tx.execute(
+                    "INSERT INTO webhook_events (event_id, source, created_at) VALUES (%s, %s, %s)",
+                    (event_id, source, utcnow()),
+                )
+        except AlreadyExists:
+            return False
+        return True

@@ -5,13 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateways.health import Readiness
-from gateways.http import chat, health
+from gateways.http import chat, health, twilio, v1
 from gateways.http.keys import READINESS, SERVICE, SETTINGS
 from gateways.http.middleware import PUBLIC, auth, errors
 from gateways.service import ChatService
 from gateways.settings import Settings
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+# The webhook is authenticated by Twilio's signature instead of AUTH_TOKEN.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", v1.OPENAPI_PATH, twilio.PATH})
 
 
 def create_app(settings: Settings, service: ChatService, readiness: Readiness) -> web.Application:
@@ -22,4 +23,8 @@ def create_app(settings: Settings, service: ChatService, readiness: Readiness) -
     app[PUBLIC] = PUBLIC_PATHS
     app.add_routes(chat.routes)
     app.add_routes(health.routes)
+    app.add_routes(v1.routes)
+    if settings.twilio_auth_token is not None:
+        app.add_routes(twilio.routes)
+        app.cleanup_ctx.append(twilio.lifetime)
     return app

@@ -171,3 +171,14 @@ async def test_an_unreachable_mysql_is_unavailable_not_a_crash() -> None:
     with pytest.raises(Unavailable):
         await store.get_chat("x")
     await store.close()
+
+
+async def test_an_event_is_claimed_once_even_by_concurrent_stores(db_url: DatabaseURL, chat_id: str) -> None:
+    event = "SM" + chat_id.removeprefix("t-")
+    stores = [open_store(db_url, pool_size=1) for _ in range(4)]
+    results = await asyncio.gather(*(s.claim_event(event, "whatsapp:+5511999990000") for s in stores))
+    assert sorted(results) == [False, False, False, True]
+    assert await stores[0].claim_event(event, "whatsapp:+5511999990000") is False
+    assert await stores[1].claim_event(event + "x", "whatsapp:+5511999990000") is True
+    for s in stores:
+        await s.close()
