@@ -14,19 +14,17 @@ from typing import TypeVar
 import ray
 
 from actors.conversation import Conversation
+from actors.names import NAMESPACE, actor_name
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
 from store import DatabaseURL, open_store
+from store.errors import Passivating
 from store.records import ChatRecord, MessageRecord
 
-NAMESPACE = "chatservice"
+__all__ = ["NAMESPACE", "ActorConfig", "ConversationActor", "actor_name"]
 # Libraries that belong in gateways only (DESIGN.md): an actor that loads them costs ~130 MB more.
 GATEWAY_ONLY = ("tiktoken", "openai", "grpc", "twilio")
 T = TypeVar("T")
 log = logging.getLogger("chatservice.actor")
-
-
-def actor_name(chat_id: str) -> str:
-    return f"chat:{chat_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,20 +34,34 @@ class ActorConfig:
     database: DatabaseURL
     turn_timeout: float
     idle_seconds: float
+    turns_per_minute: int = 0
+    directory: str = "directory"
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
 class ConversationActor:
-    """One conversation. Holds at most one database connection, opened on first use."""
+    """One conversation. Holds at most one database connection, opened on first use.
+
+    Passivation (idle, or asked by the directory to make room) closes that connection, refuses
+    further calls with Passivating (the registry re-activates elsewhere) and ends the process.
+    """
 
     def __init__(self, chat_id: str, config: ActorConfig) -> None:
+        self._config = config
         self._store = open_store(config.database, pool_size=1)
-        self._conversation = Conversation(chat_id, self._store, config.turn_timeout)
-        self._idle_seconds = config.idle_seconds
+        self._conversation = Conversation(
+            chat_id, self._store, config.turn_timeout, config.turns_per_minute, on_free=self._arm_idle_timer
+        )
         self._calls = 0
+        self._passivating = False
         self._idle_timer: asyncio.TimerHandle | None = None
 
     async def _serve(self, work: Awaitable[T]) -> T:
+        if self._passivating:
+            close = getattr(work, "close", None)
+            if close is not None:
+                close()  # never awaited: say so to the coroutine, not to the log
+            raise Passivating("this conversation is passivating; the call is retried on a new activation")
         self._calls += 1
         if self._idle_timer is not None:
             self._idle_timer.cancel()
@@ -59,24 +71,44 @@ class ConversationActor:
             self._calls -= 1
             self._arm_idle_timer()
 
+    @property
+    def _idle(self) -> bool:
+        return self._calls == 0 and not self._conversation.busy and not self._passivating
+
     def _arm_idle_timer(self) -> None:
-        if self._calls == 0 and not self._conversation.busy:
+        if self._idle:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
             loop = asyncio.get_running_loop()
-            self._idle_timer = loop.call_later(self._idle_seconds, self._on_idle)
+            self._idle_timer = loop.call_later(self._config.idle_seconds, self._on_idle)
 
     def _on_idle(self) -> None:
-        if self._calls == 0 and not self._conversation.busy:
-            # exit_actor must run inside an actor task, so the actor asks itself to passivate.
+        if self._idle:
+            # Passivation runs as an actor task, like any call, so it cannot overtake one.
             ray.get_runtime_context().current_actor.passivate.remote()
 
     async def passivate(self) -> bool:
-        """Flush and exit if still idle; the next call to this chat activates a fresh actor."""
-        if self._calls or self._conversation.busy:
+        """End this activation if it is idle: True if it is ending, False if it is busy."""
+        if self._passivating:
+            return True
+        if not self._idle:
             return False
+        self._passivating = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         await self._store.close()
-        log.info("passivating idle chat %s", self._conversation.chat_id)
-        ray.actor.exit_actor()  # type: ignore[no-untyped-call]
-        return True  # not reached: exit_actor raises
+        log.info("passivating chat %s", self._conversation.chat_id)
+        self._tell_directory()
+        # Queued behind this call, so the caller gets its answer before the process ends.
+        ray.get_runtime_context().current_actor.__ray_terminate__.remote()
+        return True
+
+    def _tell_directory(self) -> None:
+        try:
+            directory = ray.get_actor(self._config.directory, namespace=NAMESPACE)
+        except ValueError:
+            return  # no directory (tests that drive actors directly)
+        directory.release.remote(self._conversation.chat_id)
 
     async def begin_turn(self, req: TurnRequest) -> TurnPlan | Recount:
         return await self._serve(self._conversation.begin_turn(req))

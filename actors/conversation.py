@@ -1,119 +1,69 @@
-"""One conversation's state and turn protocol over a ChatStore; the Ray actor is a thin shell on it."""
+"""One conversation's turn protocol over a ChatStore; the Ray actor is a thin shell on it."""
 
 from __future__ import annotations
 
-import asyncio
-import re
-from collections import OrderedDict
-from dataclasses import dataclass, replace
+import time
+from collections.abc import Callable
+from dataclasses import replace
 
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
-from actors.window import Entry, Window, WindowError
+from actors.ratelimit import RateLimit
+from actors.state import ChatState, chat_title, entry
+from actors.turns import TurnSlot
+from actors.window import Window
 from store.base import ChatStore
 from store.errors import (
     AlreadyExists,
     FailedPrecondition,
-    MessageTooLarge,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
     StaleState,
 )
 from store.records import ChatRecord, ChatStatus, MessageRecord, MessageStatus, Role
 
-TITLE_CHARS = 80
-_REMEMBERED_TURNS = 64
 
-
-@dataclass(slots=True)
-class _InFlight:
-    plan: TurnPlan
-    lease: asyncio.TimerHandle
-
-
-def _title(content: str) -> str:
-    text = re.sub(r"\s+", " ", content).strip()
-    return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
-
-
-class Conversation:
+class Conversation(ChatState):
     """Holds a chat's window in memory and writes every change through before acknowledging it.
 
     Turns run one at a time in arrival order: begin_turn takes the chat's turn slot and
     complete_turn or abort_turn gives it back; a lease of `turn_timeout` seconds frees it if
-    the gateway never comes back.
+    the gateway never comes back. At most `turns_per_minute` turns begin in any minute (0: no limit).
+    `on_free` is called whenever the slot is given back (the actor arms its idle timer then).
     """
 
-    def __init__(self, chat_id: str, store: ChatStore, turn_timeout: float) -> None:
-        self.chat_id = chat_id
-        self._store = store
-        self._turn_timeout = turn_timeout
-        self._slot = asyncio.Lock()  # FIFO: asyncio.Lock wakes waiters in arrival order
-        self._current: _InFlight | None = None
-        self._finished: OrderedDict[str, TurnResult] = OrderedDict()
-        self._active = False
-        self.chat: ChatRecord | None = None
-        self.window: Window | None = None
-        self._records: dict[int, MessageRecord] = {}
-
-    # -- activation ------------------------------------------------------------------------
-
-    async def activate(self) -> None:
-        """Load the chat and its non-erased messages; the window is rebuilt exactly."""
-        chat = await self._store.get_chat(self.chat_id)
-        records = await self._store.list_messages(self.chat_id) if chat else []
-        self._load(chat, records)
-        self._active = True
-
-    def _load(self, chat: ChatRecord | None, records: list[MessageRecord]) -> None:
-        self.chat = chat
-        self._records = {r.seq: r for r in records}
-        self.window = None
-        if chat is not None:
-            self.window = Window(chat.params.context_tokens, chat.params.max_tokens)
-            self.window.apply(add=[_entry(r) for r in records])
-
-    async def _ensure_active(self) -> None:
-        if not self._active:
-            await self.activate()
-
-    def _forget_if_stale(self, exc: BaseException) -> None:
-        if isinstance(exc, StaleState):
-            self._active = False  # another activation wrote: reload before the next write
+    def __init__(
+        self,
+        chat_id: str,
+        store: ChatStore,
+        turn_timeout: float,
+        turns_per_minute: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+        on_free: Callable[[], None] = lambda: None,
+    ) -> None:
+        super().__init__(chat_id, store)
+        self._rate = RateLimit(turns_per_minute)
+        self._clock = clock
+        self._slot = TurnSlot(turn_timeout, on_change=on_free)
 
     @property
     def busy(self) -> bool:
-        return self._slot.locked()
-
-    def window_info(self) -> WindowInfo:
-        if self.window is None or self.chat is None:
-            raise NotFound(f"chat {self.chat_id!r} does not exist")
-        return WindowInfo(
-            messages=len(self.window.entries),
-            tokens=self.window.prompt_tokens,
-            context_tokens=self.chat.params.context_tokens,
-        )
-
-    async def snapshot(self) -> list[MessageRecord]:
-        """The window's messages, activating first if needed."""
-        await self._ensure_active()
-        return self.window_messages()
-
-    def window_messages(self) -> list[MessageRecord]:
-        """The records the model sees, in order (what a rebuild from the store must equal)."""
-        return [self._records[s] for s in self.window.seqs()] if self.window else []
+        return self._slot.busy
 
     # -- turns -----------------------------------------------------------------------------
 
     async def begin_turn(self, req: TurnRequest) -> TurnPlan | Recount:
         await self._ensure_active()
-        if self._current is not None and self._current.plan.turn_id == req.turn_id:
-            return self._current.plan  # a retried begin after a lost reply
-        if req.turn_id in self._finished:
+        if self._slot.holds(req.turn_id):
+            assert self._slot.current is not None
+            return self._slot.current  # a retried begin after a lost reply
+        if self._slot.finished(req.turn_id):
             raise FailedPrecondition(f"turn {req.turn_id!r} already finished")
         self._check_access(req.user_id, creating=req.create is not None)
+        self._check_rate()
         await self._slot.acquire()
         try:
-            result = await self._start(req)
+            result = await self._start_or_reload(req)
         except BaseException as exc:
             self._slot.release()
             self._forget_if_stale(exc)
@@ -121,9 +71,25 @@ class Conversation:
         if isinstance(result, Recount):
             self._slot.release()
             return result
-        lease = asyncio.get_running_loop().call_later(self._turn_timeout, self._expire, req.turn_id)
-        self._current = _InFlight(result, lease)
+        self._slot.hold(result)
         return result
+
+    def _check_rate(self) -> None:
+        wait = self._rate.admit(self._clock())
+        if wait:
+            raise ResourceExhausted(
+                f"chat {self.chat_id!r} took {self._rate.limit} turns in the last minute: "
+                f"wait {wait:.0f} s before the next message"
+            )
+
+    async def _start_or_reload(self, req: TurnRequest) -> TurnPlan | Recount:
+        try:
+            return await self._start(req)
+        except StaleState:
+            # Another activation wrote first. Nothing of this turn is stored yet, so reload the
+            # newest state and go again on top of it (once: a second conflict is reported).
+            await self.activate()
+            return await self._start(req)
 
     def _check_access(self, user_id: str, *, creating: bool) -> None:
         if self.chat is None:
@@ -154,9 +120,9 @@ class Conversation:
             self.chat.version,
             append=[user],
             erase=evict,
-            title=_title(req.content) if not self.chat.title else None,
+            title=chat_title(req.content) if not self.chat.title else None,
         )
-        title = self.chat.title or _title(req.content)
+        title = self.chat.title or chat_title(req.content)
         self.chat = replace(self.chat, version=version, title=title)
         self._admit(evict, [user])
         return self._plan_for(req.turn_id, user.seq, evicted=len(evict), created=False)
@@ -164,10 +130,12 @@ class Conversation:
     async def _create(self, req: TurnRequest, new: NewChat) -> TurnPlan | Recount:
         if req.counted_for != new.params.model:
             return Recount(new.params.model)
-        chat = ChatRecord(id=self.chat_id, user_id=req.user_id, params=new.params, title=_title(req.content))
+        chat = ChatRecord(
+            id=self.chat_id, user_id=req.user_id, params=new.params, title=chat_title(req.content)
+        )
         first = self._opening(new)
         window = Window(new.params.context_tokens, new.params.max_tokens)
-        window.apply(add=[_entry(m) for m in first])
+        window.apply(add=[entry(m) for m in first])
         self._plan(window, req.tokens)
         user = MessageRecord(
             self.chat_id, len(first) + 1, Role.USER, req.content, req.tokens, turn_id=req.turn_id
@@ -180,20 +148,6 @@ class Conversation:
         self._load(chat, [*first, user])
         return self._plan_for(req.turn_id, user.seq, evicted=0, created=True)
 
-    def _opening(self, new: NewChat) -> list[MessageRecord]:
-        """The system message a new chat starts with, checked to leave room for a message."""
-        if not new.system_prompt:
-            return []
-        system = MessageRecord(self.chat_id, 1, Role.SYSTEM, new.system_prompt, new.system_tokens)
-        window = Window(new.params.context_tokens, new.params.max_tokens)
-        window.apply(add=[_entry(system)])
-        if window.max_message_tokens < 1:
-            raise MessageTooLarge(
-                f"the system prompt ({new.system_tokens} tokens) leaves no room for messages in a "
-                f"{new.params.context_tokens}-token window: shorten it or lower max_tokens"
-            )
-        return [system]
-
     def _resume(self, turn_id: str) -> TurnPlan | None:
         """Re-open a turn whose user message a previous activation stored before it died."""
         mine = [r for r in self._records.values() if r.turn_id == turn_id]
@@ -201,47 +155,11 @@ class Conversation:
             return None
         if any(r.role is Role.ASSISTANT for r in mine):
             raise FailedPrecondition(f"turn {turn_id!r} already finished")
+        if mine[0].seq != max(self._records):
+            raise FailedPrecondition(
+                f"turn {turn_id!r} was abandoned and the chat has moved on: send the message again"
+            )
         return self._plan_for(turn_id, mine[0].seq, evicted=0, created=False)
-
-    @staticmethod
-    def _plan(window: Window, tokens: int) -> list[int]:
-        try:
-            return window.plan(tokens)
-        except WindowError as exc:
-            raise MessageTooLarge(str(exc)) from None
-
-    def _plan_for(self, turn_id: str, user_seq: int, *, evicted: int, created: bool) -> TurnPlan:
-        assert self.chat is not None
-        prompt = tuple({"role": r.role.value, "content": r.content} for r in self.window_messages())
-        return TurnPlan(
-            turn_id=turn_id,
-            chat_id=self.chat_id,
-            created=created,
-            user_message_id=user_seq,
-            messages=prompt,
-            params=self.chat.params,
-            evicted=evicted,
-            window=self.window_info(),
-        )
-
-    def _message(
-        self,
-        role: Role,
-        content: str,
-        tokens: int,
-        turn_id: str,
-        status: MessageStatus = MessageStatus.COMPLETE,
-        finish_reason: str | None = None,
-    ) -> MessageRecord:
-        seq = max(self._records, default=0) + 1
-        return MessageRecord(self.chat_id, seq, role, content, tokens, turn_id, status, finish_reason)
-
-    def _admit(self, evict: list[int], added: list[MessageRecord]) -> None:
-        assert self.window is not None
-        self.window.apply(evict, [_entry(m) for m in added])
-        for seq in evict:
-            self._records.pop(seq, None)
-        self._records.update((m.seq, m) for m in added)
 
     async def complete_turn(self, turn_id: str, reply: str, tokens: int, finish_reason: str) -> TurnResult:
         """Store the answer and free the chat for its next turn."""
@@ -254,12 +172,12 @@ class Conversation:
     async def _end_turn(
         self, turn_id: str, text: str, tokens: int, finish_reason: str, status: MessageStatus
     ) -> TurnResult:
-        if turn_id in self._finished:
-            return self._finished[turn_id]
-        if self._current is None or self._current.plan.turn_id != turn_id:
-            raise FailedPrecondition(
-                f"turn {turn_id!r} is not in progress (its lease expired or it never began)"
-            )
+        if self._slot.finished(turn_id):
+            return self._slot.outcome(turn_id)
+        if not self._slot.holds(turn_id):
+            answered = await self._adopt(turn_id)
+            if answered is not None:
+                return answered
         stored: MessageRecord | None = None
         if text or status is MessageStatus.COMPLETE:
             assert self.chat is not None
@@ -268,8 +186,10 @@ class Conversation:
                 version = await self._store.write(self.chat_id, self.chat.version, append=[stored])
             except StaleState as exc:
                 self._forget_if_stale(exc)
-                self._finish(turn_id, TurnResult(turn_id, None, None, "stale", self.window_info()))
+                self._slot.finish(turn_id, "met a newer activation of the chat")
                 raise
+            # Any other failure (the store is down) keeps the turn open: the gateway retries,
+            # or gives up with an empty abort, and the lease frees the chat if it never does.
             self.chat = replace(self.chat, version=version)
             self._admit([], [stored])
         result = TurnResult(
@@ -279,21 +199,36 @@ class Conversation:
             finish_reason=finish_reason,
             window=self.window_info(),
         )
-        self._finish(turn_id, result)
+        self._slot.finish(turn_id, result)
         return result
 
-    def _expire(self, turn_id: str) -> None:
-        if self._current is not None and self._current.plan.turn_id == turn_id:
-            self._finish(turn_id, TurnResult(turn_id, None, None, "lease_expired", self.window_info()))
+    async def _adopt(self, turn_id: str) -> TurnResult | None:
+        """Take over a turn that a previous activation began and did not finish (it died).
 
-    def _finish(self, turn_id: str, result: TurnResult) -> None:
-        assert self._current is not None
-        self._current.lease.cancel()
-        self._current = None
-        self._finished[turn_id] = result
-        while len(self._finished) > _REMEMBERED_TURNS:
-            self._finished.popitem(last=False)
-        self._slot.release()
+        Returns the stored answer if that activation finished it after all; otherwise the turn
+        becomes this activation's own, provided nothing happened in the chat since it began.
+        """
+        await self._ensure_active()
+        for record in self._records.values():
+            if record.turn_id == turn_id and record.role is Role.ASSISTANT:
+                return TurnResult(
+                    turn_id, record.seq, record.status, record.finish_reason or "", self.window_info()
+                )
+        if self.busy:
+            raise FailedPrecondition(f"turn {turn_id!r} is not in progress (the chat has moved on)")
+        await self._slot.acquire()
+        try:
+            plan = self._resume(turn_id)
+        except BaseException:
+            self._slot.release()
+            raise
+        if plan is None:
+            self._slot.release()
+            raise FailedPrecondition(
+                f"turn {turn_id!r} is not in progress (its lease expired or it never began)"
+            )
+        self._slot.hold(plan)
+        return None
 
     # -- the chat itself -------------------------------------------------------------------
 
@@ -343,14 +278,3 @@ class Conversation:
             self._owned(user_id)
             await self._store.delete_chat(self.chat_id)
             self._load(None, [])
-
-    def _owned(self, user_id: str) -> ChatRecord:
-        if self.chat is None:
-            raise NotFound(f"chat {self.chat_id!r} does not exist")
-        if self.chat.user_id != user_id:
-            raise PermissionDenied(f"chat {self.chat_id!r} belongs to another user")
-        return self.chat
-
-
-def _entry(record: MessageRecord) -> Entry:
-    return Entry(record.seq, record.tokens, pinned=record.role is Role.SYSTEM)

@@ -1,46 +1,84 @@
-"""chat_id -> conversation actor: get-or-create by name, cached handles, one retry on a dead actor."""
+"""chat_id -> conversation actor: admission by the directory, cached handles, one retry on a dead actor."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from typing import Any, cast
 
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayTaskError
 
-from actors.actor import NAMESPACE, ActorConfig, ConversationActor, actor_name
+from actors.actor import ActorConfig, ConversationActor
+from actors.directory import ChatDirectory, DirectoryConfig
+from actors.names import NAMESPACE, actor_name
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
-from store.errors import ChatServiceError, Unavailable
+from store.errors import ChatServiceError, Passivating, Unavailable
 from store.records import ChatRecord, MessageRecord
 
 log = logging.getLogger("chatservice.registry")
 _GONE = (ActorDiedError, ActorUnavailableError)
+TOUCH_SECONDS = 1.0  # how often use is reported to the directory, in one batch
+REPLACEMENT_WAIT_SECONDS = 10.0  # how long a dead activation's name may linger
+
+
+class _Gone(Exception):
+    """The actor reached is dead or passivating."""
 
 
 class ChatRegistry:
     """Routes calls to `chat:<chat_id>` actors in namespace `chatservice`, from any node.
 
-    A call that reaches a dead or passivated actor is retried once against a fresh
-    activation; turn ids make that retry safe (begin/complete are idempotent per turn).
+    A chat with no live actor is admitted by the directory first (which may passivate idle
+    chats to stay under the cap). A call that reaches a dead or passivating actor is retried
+    once against a fresh activation; turn ids make that safe (begin/complete are idempotent).
     """
 
-    def __init__(self, config: ActorConfig, cache_size: int = 10_000) -> None:
+    def __init__(
+        self, config: ActorConfig, directory: DirectoryConfig | None = None, cache_size: int = 10_000
+    ) -> None:
+        self._directory_config = directory or DirectoryConfig(name=config.directory)
         self._config = config
+        if self._config.directory != self._directory_config.name:
+            raise ValueError("the actors and the registry must name the same directory")
         self._cache_size = cache_size
         self._handles: OrderedDict[str, Any] = OrderedDict()
+        self._directory: Any = None
+        self._touched: dict[str, None] = {}  # in order of last use, oldest first
+        self._flusher: asyncio.Task[None] | None = None
 
-    async def _handle(self, chat_id: str) -> Any:
+    @property
+    def directory(self) -> Any:
+        if self._directory is None:
+            self._directory = ChatDirectory.options(  # type: ignore[attr-defined]
+                name=self._directory_config.name,
+                namespace=NAMESPACE,
+                get_if_exists=True,
+                lifetime="detached",
+            ).remote(self._directory_config)
+        return self._directory
+
+    async def _handle(self, chat_id: str, dead: Any = None) -> Any:
         handle = self._handles.get(chat_id)
-        if handle is None:
-            # get_if_exists asks the GCS synchronously; keep that wait off the event loop.
-            handle = await asyncio.to_thread(self._get_or_create, chat_id)
-            self._handles[chat_id] = handle
-            while len(self._handles) > self._cache_size:
-                self._handles.popitem(last=False)
-        else:
+        if handle is not None:
             self._handles.move_to_end(chat_id)
+            self._touch(chat_id)
+            return handle
+        try:
+            await _unwrap(self.directory.admit.remote(chat_id))
+        except _Gone:
+            raise Unavailable("the chat directory is restarting; retry shortly") from None
+        # get_if_exists asks the GCS synchronously; keep that wait off the event loop.
+        handle = await asyncio.to_thread(self._get_or_create, chat_id)
+        deadline = time.monotonic() + REPLACEMENT_WAIT_SECONDS
+        while dead is not None and _same_actor(handle, dead) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # the dead activation still holds the name for a moment
+            handle = await asyncio.to_thread(self._get_or_create, chat_id)
+        self._handles[chat_id] = handle
+        while len(self._handles) > self._cache_size:
+            self._handles.popitem(last=False)
         return handle
 
     def _get_or_create(self, chat_id: str) -> Any:
@@ -51,26 +89,45 @@ class ChatRegistry:
             lifetime="detached",
         ).remote(chat_id, self._config)
 
+    def _touch(self, chat_id: str) -> None:
+        self._touched.pop(chat_id, None)
+        self._touched[chat_id] = None
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_touches())
+
+    async def _flush_touches(self) -> None:
+        while self._touched:
+            await asyncio.sleep(TOUCH_SECONDS)
+            batch, self._touched = list(self._touched), {}
+            self.directory.touch.remote(batch)  # fire and forget: only the LRU order depends on it
+
     async def call(self, chat_id: str, method: str, *args: Any) -> Any:
+        dead = None
         for attempt in (1, 2):
-            handle = await self._handle(chat_id)
+            handle = await self._handle(chat_id, dead)
             try:
-                return await getattr(handle, method).remote(*args)
-            except RayTaskError as exc:
-                cause = exc.cause
-                if isinstance(cause, ChatServiceError):
-                    raise cause from None
-                log.error("chat %s: %s failed: %r", chat_id, method, cause)
-                raise Unavailable("the conversation failed unexpectedly; retry") from exc
-            except _GONE:
+                return await _unwrap(getattr(handle, method).remote(*args))
+            except _Gone:
                 self._handles.pop(chat_id, None)
-                if attempt == 2:
-                    raise Unavailable("the conversation is restarting; retry shortly") from None
-                log.info("chat %s: actor gone during %s, re-activating", chat_id, method)
-        raise AssertionError("unreachable")
+                dead = handle
+                if attempt == 1:
+                    log.info("chat %s: actor gone during %s, re-activating", chat_id, method)
+        raise Unavailable("the conversation is restarting; retry shortly")
 
     def forget(self, chat_id: str) -> None:
         self._handles.pop(chat_id, None)
+
+    async def live_chats(self) -> list[str]:
+        """Chats with a live actor, least recently used first (as the directory knows them)."""
+        return cast(list[str], await self.directory.live_chats.remote())
+
+    async def passivate_all(self) -> int:
+        """Passivate every idle conversation actor (when the service that owns Ray shuts down)."""
+        return cast(int, await self.directory.passivate_all.remote())
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
 
     async def begin_turn(self, chat_id: str, req: TurnRequest) -> TurnPlan | Recount:
         return cast(TurnPlan | Recount, await self.call(chat_id, "begin_turn", req))
@@ -100,6 +157,27 @@ class ChatRegistry:
 
     async def window_messages(self, chat_id: str) -> list[MessageRecord]:
         return cast(list[MessageRecord], await self.call(chat_id, "window_messages"))
+
+
+async def _unwrap(ref: Any) -> Any:
+    """Await a Ray call: our errors come back as themselves, a dead actor as _Gone."""
+    try:
+        return await ref
+    except RayTaskError as exc:
+        cause = exc.cause
+        if isinstance(cause, Passivating):
+            raise _Gone from None
+        if isinstance(cause, ChatServiceError):
+            raise cause from None
+        log.error("a conversation call failed: %r", cause)
+        raise Unavailable("the conversation failed unexpectedly; retry") from exc
+    except _GONE:
+        raise _Gone from None
+
+
+def _same_actor(a: Any, b: Any) -> bool:
+    # Handles expose no public id; _actor_id is what Ray itself compares them by.
+    return bool(a._actor_id == b._actor_id)
 
 
 def is_connected() -> bool:

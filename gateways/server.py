@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import ray
 from aiohttp import web
 
-from actors.actor import NAMESPACE, ActorConfig
+from actors.actor import ActorConfig
+from actors.names import NAMESPACE
 from actors.registry import ChatRegistry
 from gateways.grpc import GrpcGateway
 from gateways.health import Readiness
@@ -47,7 +48,8 @@ def start_ray(settings: Settings) -> str | None:
     """Join RAY_ADDRESS, or start a local Ray; returns the dashboard URL when there is one."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     context = ray.init(
-        address=settings.ray_address,
+        # Without RAY_ADDRESS, a Ray of our own, never a cluster that happens to run on this machine.
+        address=settings.ray_address or "local",
         namespace=NAMESPACE,
         logging_level=logging.WARNING,
         configure_logging=False,

@@ -59,6 +59,12 @@ class StaleState(Unavailable):
     code = "stale_state"
 
 
+class Passivating(Unavailable):
+    """The conversation actor reached is ending its activation; the registry retries on a fresh one."""
+
+    code = "passivating"
+
+
 class DeadlineExceeded(ChatServiceError):
     code = "deadline_exceeded"
 

@@ -68,9 +68,10 @@ def ray_session() -> Iterator[str]:
 
     import ray
 
-    from actors.actor import NAMESPACE
+    from actors.names import NAMESPACE
 
-    ray.init(namespace=NAMESPACE, include_dashboard=False, logging_level=logging.WARNING)
+    # address="local": a Ray of our own, never one that happens to run on this machine already.
+    ray.init(address="local", namespace=NAMESPACE, include_dashboard=False, logging_level=logging.WARNING)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 

@@ -9,7 +9,8 @@ import uuid
 import pytest
 import ray
 
-from actors.actor import NAMESPACE, ActorConfig, actor_name
+from actors.actor import ActorConfig
+from actors.names import NAMESPACE, actor_name
 from actors.protocol import NewChat, TurnPlan, TurnRequest
 from actors.registry import ChatRegistry
 from store import DatabaseURL

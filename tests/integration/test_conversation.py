@@ -11,7 +11,14 @@ from actors.conversation import Conversation
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest
 from actors.window import REPLY_PRIMING_TOKENS
 from store import ChatStore
-from store.errors import FailedPrecondition, MessageTooLarge, NotFound, PermissionDenied, StaleState
+from store.errors import (
+    FailedPrecondition,
+    MessageTooLarge,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    StaleState,
+)
 from store.records import ChatParams, ChatStatus, MessageStatus, Role
 
 MODEL = "gpt-4o-mini"
@@ -193,23 +200,96 @@ async def test_an_abandoned_turn_frees_the_chat_when_its_lease_expires(
     assert [m.content for m in await store.list_messages(chat_id)] == ["sys", "gateway dies", "next", "fine"]
 
 
-async def test_a_stale_activation_cannot_overwrite_and_reloads(store: ChatStore, chat_id: str) -> None:
+async def test_a_stale_activation_reloads_instead_of_overwriting(store: ChatStore, chat_id: str) -> None:
     a = Conversation(chat_id, store, 60)
     await turn(a, "from a")
     b = Conversation(chat_id, store, 60)
     await turn(b, "from b")
-    with pytest.raises(StaleState):
-        await a.begin_turn(ask("a is stale"))
-    await turn(a, "a reloaded")
+    await turn(a, "a after b")  # a's write meets b's version: a reloads and goes again on top
     assert [m.content for m in await store.list_messages(chat_id)] == [
         "sys",
         "from a",
         "re: from a",
         "from b",
         "re: from b",
-        "a reloaded",
-        "re: a reloaded",
+        "a after b",
+        "re: a after b",
     ]
+    assert [(m.seq, m.content) for m in a.window_messages()] == await rebuilt(store, chat_id)
+
+
+async def test_a_turn_overtaken_by_another_activation_fails_and_stores_no_answer(
+    store: ChatStore, chat_id: str
+) -> None:
+    a = Conversation(chat_id, store, 60)
+    plan = await begin(a, ask("a asks"))
+    b = Conversation(chat_id, store, 60)
+    await turn(b, "b asks")
+    with pytest.raises(StaleState):
+        await a.complete_turn(plan.turn_id, "a's late answer", 3, "stop")
+    with pytest.raises(FailedPrecondition, match="not stored"):
+        await a.complete_turn(plan.turn_id, "a's late answer", 3, "stop")
+    assert [m.content for m in await store.list_messages(chat_id)] == [
+        "sys",
+        "a asks",
+        "b asks",
+        "re: b asks",
+    ]
+
+
+async def test_a_new_activation_completes_a_turn_its_predecessor_began(
+    store: ChatStore, chat_id: str
+) -> None:
+    dead = Conversation(chat_id, store, 60)
+    plan = await begin(dead, ask("asked before the crash"))
+    survivor = Conversation(chat_id, store, 60)
+    result = await survivor.complete_turn(plan.turn_id, "answered after it", 3, "stop")
+    assert result.assistant_message_id == 3
+    again = Conversation(chat_id, store, 60)  # the reply was lost too: the retry finds the answer
+    assert (await again.complete_turn(plan.turn_id, "answered after it", 3, "stop")).assistant_message_id == 3
+    assert [m.content for m in await store.list_messages(chat_id)] == [
+        "sys",
+        "asked before the crash",
+        "answered after it",
+    ]
+    await turn(survivor, "and the chat goes on")
+
+
+async def test_an_abandoned_turn_cannot_be_completed_once_the_chat_moved_on(
+    store: ChatStore, chat_id: str
+) -> None:
+    dead = Conversation(chat_id, store, 60)
+    gone = await begin(dead, ask("abandoned"))
+    survivor = Conversation(chat_id, store, 60)
+    await turn(survivor, "next question")
+    with pytest.raises(FailedPrecondition, match="moved on"):
+        await survivor.complete_turn(gone.turn_id, "too late", 3, "stop")
+    with pytest.raises(FailedPrecondition, match="never began"):
+        await survivor.abort_turn("no-such-turn", "", 0, "cancelled")
+    assert "too late" not in [m.content for m in await store.list_messages(chat_id)]
+
+
+async def test_a_turn_whose_lease_expired_reports_its_answer_was_not_stored(
+    store: ChatStore, chat_id: str
+) -> None:
+    c = Conversation(chat_id, store, turn_timeout=0.1)
+    plan = await begin(c, ask("slow gateway"))
+    await asyncio.sleep(0.3)
+    with pytest.raises(FailedPrecondition, match="expired"):
+        await c.complete_turn(plan.turn_id, "late", 3, "stop")
+    assert [m.content for m in await store.list_messages(chat_id)] == ["sys", "slow gateway"]
+
+
+async def test_turns_per_minute_are_limited_per_chat(store: ChatStore, chat_id: str) -> None:
+    now = [1000.0]
+    c = Conversation(chat_id, store, 60, turns_per_minute=2, clock=lambda: now[0])
+    await turn(c, "one")
+    await turn(c, "two")
+    with pytest.raises(ResourceExhausted, match="2 turns in the last minute"):
+        await c.begin_turn(ask("three"))
+    now[0] += 60
+    await turn(c, "three")
+    assert [m.content for m in await store.list_messages(chat_id)][-2:] == ["three", "re: three"]
 
 
 async def test_end_refuses_further_turns_and_delete_forgets_everything(

@@ -1,0 +1,138 @@
+"""A conversation's state in memory: the chat record, its window and the records the window holds."""
+
+from __future__ import annotations
+
+import re
+
+from actors.protocol import NewChat, TurnPlan, WindowInfo
+from actors.window import Entry, Window, WindowError
+from store.base import ChatStore
+from store.errors import MessageTooLarge, NotFound, PermissionDenied, StaleState
+from store.records import ChatRecord, MessageRecord, MessageStatus, Role
+
+TITLE_CHARS = 80
+
+
+def chat_title(content: str) -> str:
+    text = re.sub(r"\s+", " ", content).strip()
+    return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
+
+
+class ChatState:
+    """What one activation knows of its chat; loaded from the store, changed only after a write succeeds."""
+
+    def __init__(self, chat_id: str, store: ChatStore) -> None:
+        self.chat_id = chat_id
+        self._store = store
+        self._active = False
+        self.chat: ChatRecord | None = None
+        self.window: Window | None = None
+        self._records: dict[int, MessageRecord] = {}
+
+    # -- activation ------------------------------------------------------------------------
+
+    async def activate(self) -> None:
+        """Load the chat and its non-erased messages; the window is rebuilt exactly."""
+        chat = await self._store.get_chat(self.chat_id)
+        records = await self._store.list_messages(self.chat_id) if chat else []
+        self._load(chat, records)
+        self._active = True
+
+    def _load(self, chat: ChatRecord | None, records: list[MessageRecord]) -> None:
+        self.chat = chat
+        self._records = {r.seq: r for r in records}
+        self.window = None
+        if chat is not None:
+            self.window = Window(chat.params.context_tokens, chat.params.max_tokens)
+            self.window.apply(add=[entry(r) for r in records])
+
+    async def _ensure_active(self) -> None:
+        if not self._active:
+            await self.activate()
+
+    def _forget_if_stale(self, exc: BaseException) -> None:
+        if isinstance(exc, StaleState):
+            self._active = False  # another activation wrote: reload before the next write
+
+    def window_info(self) -> WindowInfo:
+        if self.window is None or self.chat is None:
+            raise NotFound(f"chat {self.chat_id!r} does not exist")
+        return WindowInfo(
+            messages=len(self.window.entries),
+            tokens=self.window.prompt_tokens,
+            context_tokens=self.chat.params.context_tokens,
+        )
+
+    async def snapshot(self) -> list[MessageRecord]:
+        """The window's messages, activating first if needed."""
+        await self._ensure_active()
+        return self.window_messages()
+
+    def window_messages(self) -> list[MessageRecord]:
+        """The records the model sees, in order (what a rebuild from the store must equal)."""
+        return [self._records[s] for s in self.window.seqs()] if self.window else []
+
+    def _opening(self, new: NewChat) -> list[MessageRecord]:
+        """The system message a new chat starts with, checked to leave room for a message."""
+        if not new.system_prompt:
+            return []
+        system = MessageRecord(self.chat_id, 1, Role.SYSTEM, new.system_prompt, new.system_tokens)
+        window = Window(new.params.context_tokens, new.params.max_tokens)
+        window.apply(add=[entry(system)])
+        if window.max_message_tokens < 1:
+            raise MessageTooLarge(
+                f"the system prompt ({new.system_tokens} tokens) leaves no room for messages in a "
+                f"{new.params.context_tokens}-token window: shorten it or lower max_tokens"
+            )
+        return [system]
+
+    @staticmethod
+    def _plan(window: Window, tokens: int) -> list[int]:
+        try:
+            return window.plan(tokens)
+        except WindowError as exc:
+            raise MessageTooLarge(str(exc)) from None
+
+    def _plan_for(self, turn_id: str, user_seq: int, *, evicted: int, created: bool) -> TurnPlan:
+        assert self.chat is not None
+        prompt = tuple({"role": r.role.value, "content": r.content} for r in self.window_messages())
+        return TurnPlan(
+            turn_id=turn_id,
+            chat_id=self.chat_id,
+            created=created,
+            user_message_id=user_seq,
+            messages=prompt,
+            params=self.chat.params,
+            evicted=evicted,
+            window=self.window_info(),
+        )
+
+    def _message(
+        self,
+        role: Role,
+        content: str,
+        tokens: int,
+        turn_id: str,
+        status: MessageStatus = MessageStatus.COMPLETE,
+        finish_reason: str | None = None,
+    ) -> MessageRecord:
+        seq = max(self._records, default=0) + 1
+        return MessageRecord(self.chat_id, seq, role, content, tokens, turn_id, status, finish_reason)
+
+    def _admit(self, evict: list[int], added: list[MessageRecord]) -> None:
+        assert self.window is not None
+        self.window.apply(evict, [entry(m) for m in added])
+        for seq in evict:
+            self._records.pop(seq, None)
+        self._records.update((m.seq, m) for m in added)
+
+    def _owned(self, user_id: str) -> ChatRecord:
+        if self.chat is None:
+            raise NotFound(f"chat {self.chat_id!r} does not exist")
+        if self.chat.user_id != user_id:
+            raise PermissionDenied(f"chat {self.chat_id!r} belongs to another user")
+        return self.chat
+
+
+def entry(record: MessageRecord) -> Entry:
+    return Entry(record.seq, record.tokens, pinned=record.role is Role.SYSTEM)
