@@ -14,13 +14,12 @@ from typing import TypeVar
 import ray
 
 from actors.conversation import Conversation
-from actors.names import NAMESPACE, actor_name
+from actors.names import NAMESPACE
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
 from store import DatabaseURL, open_store
 from store.errors import Passivating
 from store.records import ChatRecord, MessageRecord
 
-__all__ = ["NAMESPACE", "ActorConfig", "ConversationActor", "actor_name"]
 # Libraries that belong in gateways only (DESIGN.md): an actor that loads them costs ~130 MB more.
 GATEWAY_ONLY = ("tiktoken", "openai", "grpc", "twilio")
 T = TypeVar("T")
@@ -35,6 +34,7 @@ class ActorConfig:
     turn_timeout: float
     idle_seconds: float
     turns_per_minute: int = 0
+    namespace: str = NAMESPACE  # the deployment's Ray namespace: its actors and directory live there
     directory: str = "directory"
 
 
@@ -105,7 +105,7 @@ class ConversationActor:
 
     def _tell_directory(self) -> None:
         try:
-            directory = ray.get_actor(self._config.directory, namespace=NAMESPACE)
+            directory = ray.get_actor(self._config.directory, namespace=self._config.namespace)
         except ValueError:
             return  # no directory (tests that drive actors directly)
         directory.release.remote(self._conversation.chat_id)

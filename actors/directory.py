@@ -12,7 +12,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from actors.liveset import LiveSet
-from actors.names import NAMESPACE, actor_name
+from actors.names import actor_name
 from store.errors import Passivating, ResourceExhausted
 
 log = logging.getLogger("chatservice.directory")
@@ -24,11 +24,13 @@ NODES_REFRESH_SECONDS = 10.0
 
 @dataclass(frozen=True, slots=True)
 class DirectoryConfig:
-    """The cap on live conversation actors per Ray node, and how long an activation may wait for room."""
+    """Where the directory lives, the cap on live conversation actors per Ray node, and how long an
+    activation may wait for room."""
 
+    namespace: str
+    name: str
     cap_per_node: int = 1000
     wait_seconds: float = 10.0
-    name: str = "directory"
     # A chat used this recently is not passivated to make room: it may not have had its first call.
     evict_grace_seconds: float = 2.0
 
@@ -116,7 +118,8 @@ class ChatDirectory:
     async def _passivate(self, chat_id: str) -> bool:
         """Ask the chat's actor to passivate: True once it is gone or going, False if busy."""
         try:
-            handle = await asyncio.to_thread(ray.get_actor, actor_name(chat_id), NAMESPACE)
+            name = actor_name(chat_id)
+            handle = await asyncio.to_thread(ray.get_actor, name, self._config.namespace)
         except ValueError:
             return True  # no such actor: it died, or its activation never happened
         try:

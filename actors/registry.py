@@ -13,7 +13,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayTaskError
 
 from actors.actor import ActorConfig, ConversationActor
 from actors.directory import ChatDirectory, DirectoryConfig
-from actors.names import NAMESPACE, actor_name
+from actors.names import actor_name
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
 from store.errors import ChatServiceError, Passivating, Unavailable
 from store.records import ChatRecord, MessageRecord
@@ -37,12 +37,17 @@ class ChatRegistry:
     """
 
     def __init__(
-        self, config: ActorConfig, directory: DirectoryConfig | None = None, cache_size: int = 10_000
+        self,
+        config: ActorConfig,
+        cap_per_node: int = 1000,
+        wait_seconds: float = 10.0,
+        evict_grace_seconds: float = 2.0,
+        cache_size: int = 10_000,
     ) -> None:
-        self._directory_config = directory or DirectoryConfig(name=config.directory)
         self._config = config
-        if self._config.directory != self._directory_config.name:
-            raise ValueError("the actors and the registry must name the same directory")
+        self._directory_config = DirectoryConfig(
+            config.namespace, config.directory, cap_per_node, wait_seconds, evict_grace_seconds
+        )
         self._cache_size = cache_size
         self._handles: OrderedDict[str, Any] = OrderedDict()
         self._directory: Any = None
@@ -54,7 +59,7 @@ class ChatRegistry:
         if self._directory is None:
             self._directory = ChatDirectory.options(  # type: ignore[attr-defined]
                 name=self._directory_config.name,
-                namespace=NAMESPACE,
+                namespace=self._config.namespace,
                 get_if_exists=True,
                 lifetime="detached",
             ).remote(self._directory_config)
@@ -84,7 +89,7 @@ class ChatRegistry:
     def _get_or_create(self, chat_id: str) -> Any:
         return ConversationActor.options(  # type: ignore[attr-defined]
             name=actor_name(chat_id),
-            namespace=NAMESPACE,
+            namespace=self._config.namespace,
             get_if_exists=True,
             lifetime="detached",
         ).remote(chat_id, self._config)

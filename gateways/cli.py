@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
 
         serve(settings)
         return 0
+    except SettingsError as exc:
+        print(f"chatservice: configuration error: {exc}", file=sys.stderr)
+        return 2
     except ChatServiceError as exc:
         print(f"chatservice: {exc.message}", file=sys.stderr)
         return 1

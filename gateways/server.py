@@ -13,16 +13,17 @@ import ray
 from aiohttp import web
 
 from actors.actor import ActorConfig
-from actors.names import NAMESPACE
 from actors.registry import ChatRegistry
+from gateways.capacity import live_chats_per_node
 from gateways.grpc import GrpcGateway
 from gateways.health import Readiness
 from gateways.http import create_app
 from gateways.llm import LLM, OpenAIChat
 from gateways.offline import OfflineResponder
 from gateways.service import ChatService
-from gateways.settings import Settings
+from gateways.settings import Settings, SettingsError
 from store import ChatStore, open_store
+from store.errors import Unavailable
 from store.migrate import migrate
 
 log = logging.getLogger("chatservice")
@@ -35,11 +36,13 @@ class Runtime:
     settings: Settings
     store: ChatStore
     llm: LLM
+    registry: ChatRegistry
     service: ChatService
     readiness: Readiness
 
     async def close(self) -> None:
         await self.service.drain()
+        await self.registry.close()
         await self.llm.close()
         await self.store.close()
 
@@ -50,7 +53,7 @@ def start_ray(settings: Settings) -> str | None:
     context = ray.init(
         # Without RAY_ADDRESS, a Ray of our own, never a cluster that happens to run on this machine.
         address=settings.ray_address or "local",
-        namespace=NAMESPACE,
+        namespace=settings.ray_namespace,
         logging_level=logging.WARNING,
         configure_logging=False,
     )
@@ -65,15 +68,51 @@ def build_llm(settings: Settings) -> LLM:
             "(set it, and OPENAI_BASE_URL for a compatible server, to use a real model)"
         )
         return OfflineResponder()
-    return OpenAIChat(settings.openai_api_key, settings.openai_base_url)
+    return OpenAIChat(settings.openai_api_key, settings.openai_base_url, timeout=settings.llm_timeout_seconds)
 
 
-def build_runtime(settings: Settings) -> Runtime:
-    config = ActorConfig(settings.database, settings.turn_timeout_seconds, settings.chat_idle_seconds)
-    store = open_store(settings.database, settings.db_pool_size)
+def build_registry(settings: Settings, live_chats_per_node: int) -> ChatRegistry:
+    config = ActorConfig(
+        settings.database,
+        settings.turn_timeout_seconds,
+        settings.chat_idle_seconds,
+        settings.chat_turns_per_minute,
+        settings.ray_namespace,
+    )
+    return ChatRegistry(config, live_chats_per_node, settings.activation_wait_seconds)
+
+
+def build_runtime(
+    settings: Settings, live_chats_per_node: int | None = None, store: ChatStore | None = None
+) -> Runtime:
+    store = store or open_store(settings.database, settings.db_pool_size)
+    registry = build_registry(settings, live_chats_per_node or settings.live_chats_cap)
     llm = build_llm(settings)
-    service = ChatService(settings, ChatRegistry(config), llm, store)
-    return Runtime(settings, store, llm, service, Readiness(store))
+    service = ChatService(settings, registry, llm, store)
+    return Runtime(settings, store, llm, registry, service, Readiness(store))
+
+
+def alive_nodes() -> int:
+    nodes: list[dict[str, object]] = ray.nodes()  # type: ignore[no-untyped-call]
+    return sum(1 for node in nodes if node.get("Alive"))
+
+
+async def prepare(settings: Settings) -> Runtime:
+    """The runtime, with the live-chat cap checked against the database's max_connections."""
+    store = open_store(settings.database, settings.db_pool_size)
+    nodes = alive_nodes()
+    try:
+        limit = await store.max_connections()
+    except Unavailable:
+        log.warning("the database does not answer yet: the live-chat cap is not checked against it")
+        limit = None
+    try:
+        cap = live_chats_per_node(settings, nodes, limit)
+    except SettingsError:
+        await store.close()
+        raise
+    log.info("live conversations: at most %d per node (%d node(s))", cap, nodes)
+    return build_runtime(settings, cap, store)
 
 
 async def run_gateways(runtime: Runtime, started: float) -> None:
@@ -96,7 +135,18 @@ async def run_gateways(runtime: Runtime, started: float) -> None:
     await stop.wait()
     log.info("stopping (running gRPC streams get %.0f s to finish)", s.grpc_grace_seconds)
     await asyncio.gather(grpc_gateway.stop(s.grpc_grace_seconds), runner.cleanup())
-    await runtime.close()
+
+
+async def run(settings: Settings, started: float) -> None:
+    runtime = await prepare(settings)
+    try:
+        await run_gateways(runtime, started)
+    finally:
+        if settings.ray_address is None:
+            # This process started Ray, so its actors end with it: let each close its connection.
+            passivated = await runtime.registry.passivate_all()
+            log.info("passivated %d conversation actor(s)", passivated)
+        await runtime.close()
 
 
 def serve(settings: Settings) -> None:
@@ -110,8 +160,7 @@ def serve(settings: Settings) -> None:
     dashboard = start_ray(settings)
     if dashboard:
         log.info("Ray dashboard: %s", dashboard)
-    runtime = build_runtime(settings)
     try:
-        asyncio.run(run_gateways(runtime, started))
+        asyncio.run(run(settings, started))
     finally:
         ray.shutdown()

@@ -4,27 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
+import time
 import uuid
-from collections.abc import AsyncGenerator, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
+from actors.ratelimit import KeyedRateLimit
 from actors.registry import ChatRegistry
 from gateways import paging
+from gateways.ids import check_chat_id, check_user_id, new_chat_id
 from gateways.llm import LLM, Delta, Finish
 from gateways.params import ChatOverrides, apply_overrides, check_system_prompt
 from gateways.settings import Settings
 from gateways.tokenizer import tokenizer_for
-from store.base import MAX_ID_LENGTH, ChatCursor, ChatStore
-from store.errors import ChatServiceError, InvalidArgument, MessageTooLarge, NotFound, PermissionDenied
+from store.base import ChatCursor, ChatStore
+from store.errors import (
+    ChatServiceError,
+    InvalidArgument,
+    MessageTooLarge,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    StaleState,
+    Unavailable,
+)
 from store.records import ChatParams, ChatRecord, MessageRecord
 
+T = TypeVar("T")
 log = logging.getLogger("chatservice.service")
-_CHAT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,127}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# How long the end of a turn is retried while the store is unreachable, before giving up.
+STORE_RETRY_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,25 +66,6 @@ class TurnFinished:
 TurnEvent = TurnStarted | TurnDelta | TurnFinished
 
 
-def new_chat_id() -> str:
-    return uuid.uuid4().hex
-
-
-def check_user_id(user_id: str) -> str:
-    if not user_id or not user_id.strip() or len(user_id) > MAX_ID_LENGTH or _CONTROL.search(user_id):
-        raise InvalidArgument(f"user_id must be 1 to {MAX_ID_LENGTH} printable characters")
-    return user_id
-
-
-def check_chat_id(chat_id: str) -> str:
-    if not _CHAT_ID.match(chat_id):
-        raise InvalidArgument(
-            f"chat_id must be 1 to {MAX_ID_LENGTH} characters of letters, digits and _.:@+=- "
-            "starting with a letter or digit"
-        )
-    return chat_id
-
-
 class ChatService:
     """Turns and chats for one gateway process; holds no chat state of its own beyond caches."""
 
@@ -84,6 +77,7 @@ class ChatService:
         self._models: dict[str, str] = {}  # chat_id -> model; a chat's model never changes
         self._openings: dict[tuple[str, ChatParams], NewChat] = {}
         self._background: set[asyncio.Task[object]] = set()
+        self._user_turns = KeyedRateLimit(settings.user_turns_per_minute)
 
     def check_content(self, content: str) -> str:
         if not content or not content.strip():
@@ -115,6 +109,7 @@ class ChatService:
         check_user_id(user_id)
         chat_id = check_chat_id(chat_id) if chat_id else new_chat_id()
         self.check_content(content)
+        self._check_user_rate(user_id)
         plan = await self._begin(user_id, chat_id, content, create_missing)
         yield TurnStarted(chat_id, plan.user_message_id, plan.created, plan.evicted, plan.window)
         parts: list[str] = []
@@ -151,6 +146,14 @@ class ChatService:
         assert started is not None
         return started.chat_id, "".join(parts)
 
+    def _check_user_rate(self, user_id: str) -> None:
+        wait = self._user_turns.admit(user_id, time.monotonic())
+        if wait:
+            raise ResourceExhausted(
+                f"user {user_id!r} sent {self._user_turns.limit} messages in the last minute: "
+                f"wait {wait:.0f} s before the next one"
+            )
+
     async def _begin(self, user_id: str, chat_id: str, content: str, create_missing: bool) -> TurnPlan:
         model = self._models.get(chat_id, self._settings.default_params.model)
         turn_id = uuid.uuid4().hex
@@ -186,12 +189,21 @@ class ChatService:
 
     async def _complete(self, chat_id: str, plan: TurnPlan, reply: str, reason: str) -> TurnResult:
         tokens = tokenizer_for(plan.params.model).count_message("assistant", reply)
-        return await self._registry.complete_turn(chat_id, plan.turn_id, reply, tokens, reason)
+        try:
+            return await _while_store_returns(
+                lambda: self._registry.complete_turn(chat_id, plan.turn_id, reply, tokens, reason)
+            )
+        except Unavailable:
+            # Give the chat back (nothing more is written) rather than hold it for the lease.
+            self._spawn(self._abort(chat_id, plan, "", "error"))
+            raise
 
     async def _abort(self, chat_id: str, plan: TurnPlan, partial: str, reason: str) -> None:
         tokens = tokenizer_for(plan.params.model).count_message("assistant", partial) if partial else 0
         try:
-            await self._registry.abort_turn(chat_id, plan.turn_id, partial, tokens, reason)
+            await _while_store_returns(
+                lambda: self._registry.abort_turn(chat_id, plan.turn_id, partial, tokens, reason)
+            )
         except ChatServiceError as exc:
             # The turn lease frees the chat anyway; the client already has its error.
             log.warning("chat %s: could not abort turn %s: %s", chat_id, plan.turn_id, exc)
@@ -280,3 +292,19 @@ class ChatService:
         """Wait for background aborts (at shutdown)."""
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+async def _while_store_returns(call: Callable[[], Awaitable[T]]) -> T:
+    """Retry a turn's last write while the store is unreachable, for up to STORE_RETRY_SECONDS."""
+    deadline = time.monotonic() + STORE_RETRY_SECONDS
+    delay = 0.25
+    while True:
+        try:
+            return await call()
+        except StaleState:
+            raise
+        except Unavailable:
+            if time.monotonic() + delay > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)

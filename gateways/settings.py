@@ -57,8 +57,18 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("DB_NAME", "chatservice", "MySQL database"),
     EnvVar("DB_POOL_SIZE", "4", "database connections of the gateway process"),
     EnvVar("RAY_ADDRESS", "(start a local Ray)", "join this Ray cluster instead"),
+    EnvVar("RAY_NAMESPACE", "chatservice", "Ray namespace of this deployment's actors"),
     EnvVar("CHAT_IDLE_SECONDS", "300", "an idle conversation's actor exits after this long"),
+    EnvVar(
+        "MAX_LIVE_CHATS",
+        "(half the node's memory / 64 MiB)",
+        "live conversation actors per Ray node; least recently used idle ones passivate beyond",
+    ),
+    EnvVar("ACTIVATION_WAIT_SECONDS", "10", "with every live chat busy, a new one waits this long for room"),
     EnvVar("TURN_TIMEOUT_SECONDS", "300", "a turn whose gateway vanished frees its chat after this long"),
+    EnvVar("CHAT_TURNS_PER_MINUTE", "30", "turns one chat may begin per minute (0 = no limit)"),
+    EnvVar("USER_TURNS_PER_MINUTE", "120", "turns one user may begin per minute, per gateway (0 = no limit)"),
+    EnvVar("LLM_TIMEOUT_SECONDS", "60", "an LLM request that sends nothing for this long fails"),
     EnvVar("MAX_MESSAGE_CHARS", "100000", "longest user message accepted"),
     EnvVar("MAX_BODY_BYTES", "1048576", "largest HTTP request body accepted"),
     EnvVar("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
@@ -94,6 +104,12 @@ class Settings:
     twilio_account_sid: str | None = None
     twilio_reply_budget_seconds: float = 10.0
     twilio_api_base_url: str = "https://api.twilio.com"
+    max_live_chats: int | None = None  # None: sized from the node's memory (live_chats_cap)
+    activation_wait_seconds: float = 10.0
+    chat_turns_per_minute: int = 30
+    user_turns_per_minute: int = 120
+    llm_timeout_seconds: float = 60.0
+    ray_namespace: str = "chatservice"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -122,6 +138,12 @@ class Settings:
             twilio_account_sid=r.text("TWILIO_ACCOUNT_SID"),
             twilio_reply_budget_seconds=r.number("TWILIO_REPLY_BUDGET_SECONDS", float, 10.0, 0.0, 14.0),
             twilio_api_base_url=_http_url(r, "TWILIO_API_BASE_URL") or "https://api.twilio.com",
+            max_live_chats=r.optional("MAX_LIVE_CHATS", int, 1, 1_000_000),
+            activation_wait_seconds=r.number("ACTIVATION_WAIT_SECONDS", float, 10.0, 0.0, 600.0),
+            chat_turns_per_minute=r.number("CHAT_TURNS_PER_MINUTE", int, 30, 0, 1_000_000),
+            user_turns_per_minute=r.number("USER_TURNS_PER_MINUTE", int, 120, 0, 1_000_000),
+            llm_timeout_seconds=r.number("LLM_TIMEOUT_SECONDS", float, 60.0, 1.0, 3600.0),
+            ray_namespace=r.text("RAY_NAMESPACE") or "chatservice",
         )
         settings.check_exposure()
         return settings
@@ -136,6 +158,14 @@ class Settings:
     @property
     def offline(self) -> bool:
         return self.openai_api_key is None
+
+    @property
+    def live_chats_cap(self) -> int:
+        """MAX_LIVE_CHATS, or half this node's memory at ~64 MiB a conversation actor (at least 8)."""
+        if self.max_live_chats is not None:
+            return self.max_live_chats
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return max(8, memory // 2 // (64 << 20))
 
 
 def is_loopback(host: str) -> bool:

@@ -32,6 +32,9 @@ class ChatStore(Protocol):
 
     async def ping(self) -> None: ...
 
+    async def max_connections(self) -> int | None:
+        """How many connections the database server accepts in all (None: no such limit)."""
+
     async def close(self) -> None: ...
 
     async def create_chat(self, chat: ChatRecord, messages: Sequence[MessageRecord]) -> None:

@@ -102,6 +102,11 @@ class MySQLDatabase:
         finally:
             pool.release(conn)
 
+    async def max_connections(self) -> int | None:
+        async with self.transaction() as tx:
+            rows = await tx.fetchall("SELECT @@max_connections")
+        return int(rows[0][0])
+
     async def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None

@@ -44,6 +44,8 @@ class Database(Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
 
+    async def max_connections(self) -> int | None: ...
+
     async def close(self) -> None: ...
 
 
@@ -147,6 +149,9 @@ class SqlChatStore:
 
     async def close(self) -> None:
         await self._db.close()
+
+    async def max_connections(self) -> int | None:
+        return await self._db.max_connections()
 
     async def create_chat(self, chat: ChatRecord, messages: Sequence[MessageRecord]) -> None:
         try:

@@ -102,6 +102,9 @@ class SQLiteDatabase:
         with suppress(sqlite3.Error, asyncio.CancelledError):
             await asyncio.shield(self.run(rollback))
 
+    async def max_connections(self) -> int | None:
+        return None  # an embedded file: no server, no connection limit
+
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:

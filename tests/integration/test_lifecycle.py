@@ -9,7 +9,6 @@ import pytest
 import ray
 
 from actors.actor import ActorConfig
-from actors.directory import DirectoryConfig
 from actors.names import NAMESPACE, actor_name
 from actors.protocol import NewChat, TurnPlan, TurnRequest
 from actors.registry import ChatRegistry
@@ -28,7 +27,7 @@ def registry_for(
     """A registry with its own directory, as a deployment with these limits would have."""
     name = directory or f"directory-{uuid.uuid4().hex[:8]}"
     config = ActorConfig(db_url, turn_timeout=60, idle_seconds=600, directory=name)
-    return ChatRegistry(config, DirectoryConfig(cap, wait, name, evict_grace_seconds=0.0))
+    return ChatRegistry(config, cap, wait, evict_grace_seconds=0.0)
 
 
 def ask(content: str, turn_id: str | None = None) -> TurnRequest:

@@ -162,6 +162,16 @@ async def test_ping_answers(store: ChatStore) -> None:
     await store.ping()
 
 
+async def test_a_server_reports_its_connection_limit_and_a_file_has_none(
+    store: ChatStore, db_url: DatabaseURL
+) -> None:
+    limit = await store.max_connections()
+    if db_url.kind == "sqlite":
+        assert limit is None
+    else:
+        assert limit is not None and limit >= 10
+
+
 async def test_an_unreachable_mysql_is_unavailable_not_a_crash() -> None:
     from tests.conftest import free_port
 

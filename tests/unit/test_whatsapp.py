@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from gateways.service import check_chat_id
+from gateways.ids import check_chat_id
 from gateways.whatsapp import (
     MAX_CHARS,
     chat_id_for,

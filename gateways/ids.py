@@ -1,0 +1,31 @@
+"""Chat and user ids: generated, or checked before anything is stored under them."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from store.base import MAX_ID_LENGTH
+from store.errors import InvalidArgument
+
+_CHAT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,127}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def new_chat_id() -> str:
+    return uuid.uuid4().hex
+
+
+def check_user_id(user_id: str) -> str:
+    if not user_id or not user_id.strip() or len(user_id) > MAX_ID_LENGTH or _CONTROL.search(user_id):
+        raise InvalidArgument(f"user_id must be 1 to {MAX_ID_LENGTH} printable characters")
+    return user_id
+
+
+def check_chat_id(chat_id: str) -> str:
+    if not _CHAT_ID.match(chat_id):
+        raise InvalidArgument(
+            f"chat_id must be 1 to {MAX_ID_LENGTH} characters of letters, digits and _.:@+=- "
+            "starting with a letter or digit"
+        )
+    return chat_id
