@@ -7,6 +7,7 @@ import logging
 import os
 import resource
 import sys
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -24,6 +25,8 @@ from store.records import ChatRecord, MessageRecord
 GATEWAY_ONLY = ("tiktoken", "openai", "grpc", "twilio")
 T = TypeVar("T")
 log = logging.getLogger("chatservice.actor")
+# A new activation waits this long for the call it was made for before it may be passivated.
+FIRST_CALL_GRACE_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +45,9 @@ class ActorConfig:
 class ConversationActor:
     """One conversation. Holds at most one database connection, opened on first use.
 
-    Passivation (idle, or asked by the directory to make room) closes that connection, refuses
-    further calls with Passivating (the registry re-activates elsewhere) and ends the process.
+    Passivation (idle, or to make room) is the directory's to run: it asks `passivate`, which
+    closes the connection and refuses further calls with Passivating (the registry re-activates
+    elsewhere), then ends the process.
     """
 
     def __init__(self, chat_id: str, config: ActorConfig) -> None:
@@ -53,6 +57,8 @@ class ConversationActor:
             chat_id, self._store, config.turn_timeout, config.turns_per_minute, on_free=self._arm_idle_timer
         )
         self._calls = 0
+        self._served = 0
+        self._born = time.monotonic()
         self._passivating = False
         self._idle_timer: asyncio.TimerHandle | None = None
 
@@ -63,6 +69,7 @@ class ConversationActor:
                 close()  # never awaited: say so to the coroutine, not to the log
             raise Passivating("this conversation is passivating; the call is retried on a new activation")
         self._calls += 1
+        self._served += 1
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         try:
@@ -84,31 +91,28 @@ class ConversationActor:
 
     def _on_idle(self) -> None:
         if self._idle:
-            # Passivation runs as an actor task, like any call, so it cannot overtake one.
-            ray.get_runtime_context().current_actor.passivate.remote()
+            asyncio.get_running_loop().create_task(self._ask_to_passivate())
+
+    async def _ask_to_passivate(self) -> None:
+        try:
+            directory = await asyncio.to_thread(ray.get_actor, self._config.directory, self._config.namespace)
+        except ValueError:
+            return  # no directory: this actor was made without a registry, and lives on
+        directory.passivate.remote(self._conversation.chat_id)
 
     async def passivate(self) -> bool:
-        """End this activation if it is idle: True if it is ending, False if it is busy."""
+        """Prepare to end if idle: True if this activation is over, False if it is busy."""
         if self._passivating:
             return True
-        if not self._idle:
+        new = not self._served and time.monotonic() - self._born < FIRST_CALL_GRACE_SECONDS
+        if not self._idle or new:
             return False
         self._passivating = True
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         await self._store.close()
         log.info("passivating chat %s", self._conversation.chat_id)
-        self._tell_directory()
-        # Queued behind this call, so the caller gets its answer before the process ends.
-        ray.get_runtime_context().current_actor.__ray_terminate__.remote()
         return True
-
-    def _tell_directory(self) -> None:
-        try:
-            directory = ray.get_actor(self._config.directory, namespace=self._config.namespace)
-        except ValueError:
-            return  # no directory (tests that drive actors directly)
-        directory.release.remote(self._conversation.chat_id)
 
     async def begin_turn(self, req: TurnRequest) -> TurnPlan | Recount:
         return await self._serve(self._conversation.begin_turn(req))

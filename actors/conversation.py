@@ -180,18 +180,14 @@ class Conversation(ChatState):
                 return answered
         stored: MessageRecord | None = None
         if text or status is MessageStatus.COMPLETE:
-            assert self.chat is not None
-            stored = self._message(Role.ASSISTANT, text, tokens, turn_id, status, finish_reason)
             try:
-                version = await self._store.write(self.chat_id, self.chat.version, append=[stored])
-            except StaleState as exc:
+                stored = await self._store_answer(turn_id, text, tokens, finish_reason, status)
+            except (StaleState, FailedPrecondition) as exc:
                 self._forget_if_stale(exc)
-                self._slot.finish(turn_id, "met a newer activation of the chat")
+                self._slot.finish(turn_id, "was overtaken by another activation of the chat")
                 raise
             # Any other failure (the store is down) keeps the turn open: the gateway retries,
             # or gives up with an empty abort, and the lease frees the chat if it never does.
-            self.chat = replace(self.chat, version=version)
-            self._admit([], [stored])
         result = TurnResult(
             turn_id=turn_id,
             assistant_message_id=stored.seq if stored else None,
@@ -202,6 +198,36 @@ class Conversation(ChatState):
         self._slot.finish(turn_id, result)
         return result
 
+    async def _store_answer(
+        self, turn_id: str, text: str, tokens: int, finish_reason: str, status: MessageStatus
+    ) -> MessageRecord:
+        for attempt in (1, 2):
+            assert self.chat is not None
+            answer = self._message(Role.ASSISTANT, text, tokens, turn_id, status, finish_reason)
+            try:
+                version = await self._store.write(self.chat_id, self.chat.version, append=[answer])
+            except StaleState:
+                if attempt == 2:
+                    raise
+                # An activation that died a moment ago may have written after this one loaded:
+                # reload, and finish from what the store holds if the turn is still the last one.
+                await self.activate()
+                found = self._answer_of(turn_id)
+                if found is not None:
+                    return found
+                self._resume(turn_id)  # FailedPrecondition if the chat has moved on
+                continue
+            self.chat = replace(self.chat, version=version)
+            self._admit([], [answer])
+            return answer
+        raise AssertionError("unreachable")
+
+    def _answer_of(self, turn_id: str) -> MessageRecord | None:
+        for record in self._records.values():
+            if record.turn_id == turn_id and record.role is Role.ASSISTANT:
+                return record
+        return None
+
     async def _adopt(self, turn_id: str) -> TurnResult | None:
         """Take over a turn that a previous activation began and did not finish (it died).
 
@@ -209,11 +235,11 @@ class Conversation(ChatState):
         becomes this activation's own, provided nothing happened in the chat since it began.
         """
         await self._ensure_active()
-        for record in self._records.values():
-            if record.turn_id == turn_id and record.role is Role.ASSISTANT:
-                return TurnResult(
-                    turn_id, record.seq, record.status, record.finish_reason or "", self.window_info()
-                )
+        record = self._answer_of(turn_id)
+        if record is not None:
+            return TurnResult(
+                turn_id, record.seq, record.status, record.finish_reason or "", self.window_info()
+            )
         if self.busy:
             raise FailedPrecondition(f"turn {turn_id!r} is not in progress (the chat has moved on)")
         await self._slot.acquire()

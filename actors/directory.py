@@ -1,4 +1,4 @@
-"""The directory: one detached actor keeping live conversation actors under a cap, LRU passivation."""
+"""The directory: one detached actor that activates conversations and keeps them under a cap (LRU)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import logging
 import time
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import Any
 
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from actors.actor import ActorConfig, ConversationActor
 from actors.liveset import LiveSet
 from actors.names import actor_name
-from store.errors import Passivating, ResourceExhausted
+from store.errors import Passivating, ResourceExhausted, Unavailable
 
 log = logging.getLogger("chatservice.directory")
 TRIES_PER_ROUND = 16  # idle chats are found among the least recently used ones
@@ -24,35 +26,39 @@ NODES_REFRESH_SECONDS = 10.0
 
 @dataclass(frozen=True, slots=True)
 class DirectoryConfig:
-    """Where the directory lives, the cap on live conversation actors per Ray node, and how long an
-    activation may wait for room."""
+    """Where conversation actors live, the cap on live ones per Ray node, and how long an activation
+    may wait for room. The first gateway to start the directory sets these for the deployment."""
 
     namespace: str
-    name: str
     cap_per_node: int = 1000
     wait_seconds: float = 10.0
-    # A chat used this recently is not passivated to make room: it may not have had its first call.
+    # A chat used this recently is not passivated to make room: its first call may be on its way.
     evict_grace_seconds: float = 2.0
 
 
-# Restarted if it dies, and calls to it retried meanwhile: admit, touch and release are idempotent.
+# Restarted if it dies, and calls to it retried meanwhile: admit, touch and passivate are idempotent.
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class ChatDirectory:
-    """Admits activations while there is room; at the cap, passivates least recently used idle chats.
+    """Activates conversation actors while there is room; at the cap, passivates the least recently
+    used idle ones first. Every live conversation actor was made here, so the count is exact.
 
-    Gateways report use in batches (`touch`); actors report their own passivation (`release`).
+    Gateways report use in batches (`touch`); an actor idle for long asks to be passivated.
     A chat whose actor died unseen is found out when it is chosen for passivation.
     """
 
     def __init__(self, config: DirectoryConfig) -> None:
         self._config = config
         self._live = LiveSet(config.cap_per_node)
-        self._evicting: set[str] = set()
+        self._handles: dict[str, Any] = {}
+        self._changing: set[str] = set()  # being activated or passivated right now: leave alone
         self._freed = asyncio.Event()
         self._nodes_checked = -NODES_REFRESH_SECONDS
 
-    async def admit(self, chat_id: str) -> int:
-        """Return once `chat_id` may be live (the live count then); ResourceExhausted after the wait."""
+    async def admit(self, chat_id: str, config: ActorConfig, dead: str | None = None) -> Any:
+        """The chat's actor, activated with `config` if need be; ResourceExhausted if no room comes.
+
+        `dead` is the id of an activation the caller found dead: a new one replaces it.
+        """
         await self._refresh_cap()
         deadline = time.monotonic() + self._config.wait_seconds
         while chat_id not in self._live and self._live.full:
@@ -67,23 +73,48 @@ class ChatDirectory:
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._freed.wait(), min(POLL_SECONDS, left))
         self._live.add(chat_id, time.monotonic())
-        return len(self._live)
+        handle = self._handles.get(chat_id)
+        if handle is None or actor_id(handle) == dead:
+            self._changing.add(chat_id)
+            try:
+                handle = await self._activate(chat_id, config, dead)
+            finally:
+                self._changing.discard(chat_id)
+        return handle
+
+    async def _activate(self, chat_id: str, config: ActorConfig, dead: str | None) -> Any:
+        name = actor_name(chat_id)
+        deadline = time.monotonic() + PASSIVATE_TIMEOUT_SECONDS * 2
+        while True:
+            handle = await asyncio.to_thread(_get_or_create, chat_id, config)
+            if actor_id(handle) != dead:
+                self._handles[chat_id] = handle
+                return handle
+            if time.monotonic() > deadline:
+                self._forget(chat_id)
+                raise Unavailable(f"the conversation's old actor ({name}) is slow to go; retry shortly")
+            await asyncio.sleep(0.05)  # a dead activation holds its name for a moment
 
     def touch(self, chat_ids: list[str]) -> None:
         """These chats were used just now (batched by each gateway)."""
         self._live.touch(chat_ids, time.monotonic())
 
-    def release(self, chat_id: str) -> None:
-        """The chat's actor passivated itself; its place is free."""
-        if self._live.remove(chat_id):
-            self._freed.set()
+    async def passivate(self, chat_id: str) -> bool:
+        """End the chat's activation if it is idle (asked by the actor when it has been idle long)."""
+        if chat_id in self._changing:
+            return False
+        self._changing.add(chat_id)
+        try:
+            gone = await self._passivate(chat_id)
+        finally:
+            self._changing.discard(chat_id)
+        if gone:
+            self._forget(chat_id)
+        return gone
 
     def live_chats(self) -> list[str]:
         """Live chats, least recently used first."""
         return self._live.candidates(time.monotonic(), grace=0.0)
-
-    def cap(self) -> int:
-        return self._live.cap
 
     async def passivate_all(self) -> int:
         """Passivate every idle live chat (at shutdown); returns how many went."""
@@ -91,45 +122,62 @@ class ChatDirectory:
         gone = await asyncio.gather(*(self._passivate(c) for c in chats))
         for chat_id, went in zip(chats, gone, strict=True):
             if went:
-                self._live.remove(chat_id)
+                self._forget(chat_id)
         return sum(gone)
 
+    def _forget(self, chat_id: str) -> None:
+        self._handles.pop(chat_id, None)
+        if self._live.remove(chat_id):
+            self._freed.set()
+
     async def _evict_one(self) -> bool:
-        now = time.monotonic()
         tried = 0
-        for chat_id in self._live.candidates(now, self._config.evict_grace_seconds):
-            if chat_id in self._evicting:
+        for chat_id in self._live.candidates(time.monotonic(), self._config.evict_grace_seconds):
+            if chat_id in self._changing:
                 continue
             if tried == TRIES_PER_ROUND:
                 break
             tried += 1
-            self._evicting.add(chat_id)
+            self._changing.add(chat_id)
             try:
                 gone = await self._passivate(chat_id)
             finally:
-                self._evicting.discard(chat_id)
+                self._changing.discard(chat_id)
             if gone:
-                # The actor may have released itself already: either way its place is free.
-                self._live.remove(chat_id)
+                self._forget(chat_id)
                 log.info("passivated chat %s to make room", chat_id)
                 return True
         return False
 
     async def _passivate(self, chat_id: str) -> bool:
-        """Ask the chat's actor to passivate: True once it is gone or going, False if busy."""
+        """Ask the chat's actor to passivate, then end it: True once it is gone, False if busy."""
+        handle = self._handles.get(chat_id)
+        if handle is None:
+            return True  # its activation failed: nothing is running
         try:
-            name = actor_name(chat_id)
-            handle = await asyncio.to_thread(ray.get_actor, name, self._config.namespace)
-        except ValueError:
-            return True  # no such actor: it died, or its activation never happened
-        try:
-            return bool(await asyncio.wait_for(handle.passivate.remote(), PASSIVATE_TIMEOUT_SECONDS))
+            going = bool(await asyncio.wait_for(handle.passivate.remote(), PASSIVATE_TIMEOUT_SECONDS))
         except RayActorError:
-            return True
+            return True  # it died on its own
         except RayTaskError as exc:
-            return isinstance(exc.cause, Passivating)
+            going = isinstance(exc.cause, Passivating)
         except TimeoutError:
             return False
+        if going:
+            # Its connection is closed and it refuses calls: nothing is lost by ending it now,
+            # and a process left to exit by itself lingers for seconds on a busy node.
+            ray.kill(handle, no_restart=True)
+            await self._until_gone(actor_name(chat_id))
+        return going
+
+    async def _until_gone(self, name: str) -> None:
+        """Wait (briefly) until Ray has let go of the name, so a new activation gets a new actor."""
+        deadline = time.monotonic() + PASSIVATE_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                await asyncio.to_thread(ray.get_actor, name, self._config.namespace)
+            except ValueError:
+                return
+            await asyncio.sleep(0.02)
 
     async def _refresh_cap(self) -> None:
         """The cap is per node: follow the number of live Ray nodes."""
@@ -140,3 +188,17 @@ class ChatDirectory:
         nodes = await asyncio.to_thread(ray.nodes)
         alive = sum(1 for n in nodes if n.get("Alive"))
         self._live.cap = self._config.cap_per_node * max(1, alive)
+
+
+def _get_or_create(chat_id: str, config: ActorConfig) -> Any:
+    return ConversationActor.options(  # type: ignore[attr-defined]
+        name=actor_name(chat_id),
+        namespace=config.namespace,
+        get_if_exists=True,
+        lifetime="detached",
+    ).remote(chat_id, config)
+
+
+def actor_id(handle: Any) -> str:
+    # Handles expose no public id; _actor_id is what Ray itself compares them by.
+    return str(handle._actor_id.hex())

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import OrderedDict
 from typing import Any, cast
 
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayTaskError
 
-from actors.actor import ActorConfig, ConversationActor
-from actors.directory import ChatDirectory, DirectoryConfig
-from actors.names import actor_name
+from actors.actor import ActorConfig
+from actors.directory import ChatDirectory, DirectoryConfig, actor_id
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
 from store.errors import ChatServiceError, Passivating, Unavailable
 from store.records import ChatRecord, MessageRecord
@@ -21,7 +19,6 @@ from store.records import ChatRecord, MessageRecord
 log = logging.getLogger("chatservice.registry")
 _GONE = (ActorDiedError, ActorUnavailableError)
 TOUCH_SECONDS = 1.0  # how often use is reported to the directory, in one batch
-REPLACEMENT_WAIT_SECONDS = 10.0  # how long a dead activation's name may linger
 
 
 class _Gone(Exception):
@@ -46,7 +43,7 @@ class ChatRegistry:
     ) -> None:
         self._config = config
         self._directory_config = DirectoryConfig(
-            config.namespace, config.directory, cap_per_node, wait_seconds, evict_grace_seconds
+            config.namespace, cap_per_node, wait_seconds, evict_grace_seconds
         )
         self._cache_size = cache_size
         self._handles: OrderedDict[str, Any] = OrderedDict()
@@ -58,41 +55,28 @@ class ChatRegistry:
     def directory(self) -> Any:
         if self._directory is None:
             self._directory = ChatDirectory.options(  # type: ignore[attr-defined]
-                name=self._directory_config.name,
+                name=self._config.directory,
                 namespace=self._config.namespace,
                 get_if_exists=True,
                 lifetime="detached",
             ).remote(self._directory_config)
         return self._directory
 
-    async def _handle(self, chat_id: str, dead: Any = None) -> Any:
+    async def _handle(self, chat_id: str, dead: str | None = None) -> Any:
         handle = self._handles.get(chat_id)
-        if handle is not None:
+        if handle is not None and dead is None:
             self._handles.move_to_end(chat_id)
             self._touch(chat_id)
             return handle
         try:
-            await _unwrap(self.directory.admit.remote(chat_id))
+            handle = await _unwrap(self.directory.admit.remote(chat_id, self._config, dead))
         except _Gone:
             raise Unavailable("the chat directory is restarting; retry shortly") from None
-        # get_if_exists asks the GCS synchronously; keep that wait off the event loop.
-        handle = await asyncio.to_thread(self._get_or_create, chat_id)
-        deadline = time.monotonic() + REPLACEMENT_WAIT_SECONDS
-        while dead is not None and _same_actor(handle, dead) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)  # the dead activation still holds the name for a moment
-            handle = await asyncio.to_thread(self._get_or_create, chat_id)
         self._handles[chat_id] = handle
+        self._handles.move_to_end(chat_id)
         while len(self._handles) > self._cache_size:
             self._handles.popitem(last=False)
         return handle
-
-    def _get_or_create(self, chat_id: str) -> Any:
-        return ConversationActor.options(  # type: ignore[attr-defined]
-            name=actor_name(chat_id),
-            namespace=self._config.namespace,
-            get_if_exists=True,
-            lifetime="detached",
-        ).remote(chat_id, self._config)
 
     def _touch(self, chat_id: str) -> None:
         self._touched.pop(chat_id, None)
@@ -114,7 +98,7 @@ class ChatRegistry:
                 return await _unwrap(getattr(handle, method).remote(*args))
             except _Gone:
                 self._handles.pop(chat_id, None)
-                dead = handle
+                dead = actor_id(handle)
                 if attempt == 1:
                     log.info("chat %s: actor gone during %s, re-activating", chat_id, method)
         raise Unavailable("the conversation is restarting; retry shortly")
@@ -178,11 +162,6 @@ async def _unwrap(ref: Any) -> Any:
         raise Unavailable("the conversation failed unexpectedly; retry") from exc
     except _GONE:
         raise _Gone from None
-
-
-def _same_actor(a: Any, b: Any) -> bool:
-    # Handles expose no public id; _actor_id is what Ray itself compares them by.
-    return bool(a._actor_id == b._actor_id)
 
 
 def is_connected() -> bool:

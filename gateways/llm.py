@@ -82,6 +82,9 @@ def translate(exc: Exception) -> ChatServiceError:
     return Unavailable("the LLM failed while answering; retry shortly")
 
 
+BROKE_OFF = "the LLM's answer broke off mid-way (the part received is kept); retry"
+
+
 class OpenAIChat:
     """Any OpenAI-compatible server through AsyncOpenAI; the SDK retries 429/5xx before we see them."""
 
@@ -116,9 +119,13 @@ class OpenAIChat:
                         if choice.finish_reason:
                             reason = choice.finish_reason
             except Exception as exc:
-                # The SDK wraps request errors, but a stream that breaks mid-way raises the
-                # transport's own exception (httpx or httpx2, by SDK version).
-                raise translate(exc) from exc
+                # A stream that breaks mid-way raises the SDK's connection error or the
+                # transport's own exception, by SDK version: either way the answer broke off.
+                if isinstance(exc, openai.APIStatusError | openai.APITimeoutError):
+                    raise translate(exc) from exc
+                raise Unavailable(
+                    "the LLM's answer broke off mid-way (the part received is kept); retry"
+                ) from exc
         prompt = usage.prompt_tokens if usage else None
         completion = usage.completion_tokens if usage else None
         yield Finish(reason, prompt, completion)

@@ -40,6 +40,8 @@ class Behaviour:
     # Next requests' fates, consumed one per request: an HTTP status (429, 500...),
     # "hang" (never answer), or "cut:N" (close the stream after N content chunks).
     failures: collections.deque[int | str] = field(default_factory=collections.deque)
+    # When `failures` is empty: each request's fate drawn from this (None = answer normally).
+    chaos: Callable[[], int | str | None] | None = None
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Record:
     chunks_sent: int = 0
     finished: bool = False
     disconnected: bool = False
+    fate: int | str | None = None
 
 
 class FakeLLM:
@@ -119,11 +122,17 @@ class FakeLLM:
 
     # -- the API ---------------------------------------------------------------------------
 
+    def _fate(self) -> int | str | None:
+        if self.behaviour.failures:
+            return self.behaviour.failures.popleft()
+        return self.behaviour.chaos() if self.behaviour.chaos else None
+
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         record = Record(body)
         self.records.append(record)
-        fate = self.behaviour.failures.popleft() if self.behaviour.failures else None
+        fate = self._fate()
+        record.fate = fate
         if isinstance(fate, int):
             return _error(fate)
         if fate == "hang":

@@ -17,7 +17,6 @@ from store.errors import (
     NotFound,
     PermissionDenied,
     ResourceExhausted,
-    StaleState,
 )
 from store.records import ChatParams, ChatStatus, MessageStatus, Role
 
@@ -225,7 +224,7 @@ async def test_a_turn_overtaken_by_another_activation_fails_and_stores_no_answer
     plan = await begin(a, ask("a asks"))
     b = Conversation(chat_id, store, 60)
     await turn(b, "b asks")
-    with pytest.raises(StaleState):
+    with pytest.raises(FailedPrecondition, match="moved on"):
         await a.complete_turn(plan.turn_id, "a's late answer", 3, "stop")
     with pytest.raises(FailedPrecondition, match="not stored"):
         await a.complete_turn(plan.turn_id, "a's late answer", 3, "stop")
@@ -235,6 +234,20 @@ async def test_a_turn_overtaken_by_another_activation_fails_and_stores_no_answer
         "b asks",
         "re: b asks",
     ]
+
+
+async def test_an_answer_written_by_a_dying_activation_is_found_not_written_twice(
+    store: ChatStore, chat_id: str
+) -> None:
+    dying = Conversation(chat_id, store, 60)
+    plan = await begin(dying, ask("asked"))
+    survivor = Conversation(chat_id, store, 60)
+    await survivor.snapshot()  # activated before the dying one's last write lands
+    await dying.complete_turn(plan.turn_id, "written while dying", 3, "stop")
+    result = await survivor.complete_turn(plan.turn_id, "the gateway's retry", 3, "stop")
+    assert result.assistant_message_id == 3
+    assert [m.content for m in await store.list_messages(chat_id)] == ["sys", "asked", "written while dying"]
+    await turn(survivor, "next")
 
 
 async def test_a_new_activation_completes_a_turn_its_predecessor_began(

@@ -1,0 +1,69 @@
+"""The fault suite's fixtures: a MariaDB of its own, a chaotic LLM, and the report at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from store.migrate import migrate
+from tests.conftest import mysql_required
+from tests.faults import report
+from tests.faults.mariadb import PrivateMariaDB, server_binary
+from tests.llm_server import FakeLLM
+
+TOKEN = "fault-suite-token"
+
+
+@pytest.fixture(scope="session")
+def fault_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateMariaDB]:
+    """A MariaDB server the fault suite may stop and start, apart from everyone else's."""
+    if server_binary() is None:
+        if mysql_required():
+            pytest.fail("mariadbd is not installed")
+        pytest.skip("mariadbd is not installed: the fault suite needs a MariaDB server of its own")
+    db = PrivateMariaDB(Path(tmp_path_factory.mktemp("mariadb"))).install()
+    db.start()
+    asyncio.run(migrate(db.url))
+    yield db
+    db.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fresh_report() -> None:
+    """Rows of earlier runs do not belong in this run's table."""
+    for old in report.REPORT_DIR.glob("*.json"):
+        old.unlink()
+
+
+@pytest.fixture
+def fault_llm() -> Iterator[FakeLLM]:
+    with FakeLLM() as llm:
+        yield llm
+
+
+def serve_env(ray_address: str, db: PrivateMariaDB, llm: FakeLLM, **extra: str) -> dict[str, str]:
+    """`chatservice serve` joined to the test Ray, in a namespace of its own, with no rate limits."""
+    return {
+        "RAY_ADDRESS": ray_address,
+        "RAY_NAMESPACE": f"faults-{uuid.uuid4().hex[:8]}",
+        "DATABASE_URL": db.url.to_url(),
+        "OPENAI_API_KEY": "sk-faults",
+        "OPENAI_BASE_URL": llm.base_url,
+        "AUTH_TOKEN": TOKEN,
+        "CHAT_TURNS_PER_MINUTE": "0",
+        "USER_TURNS_PER_MINUTE": "0",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    text = report.table()
+    if text:
+        terminalreporter.write_sep("=", "fault suite")
+        terminalreporter.write(text)

@@ -1,0 +1,251 @@
+"""The fault suite: the real `chatservice serve` driven by many chats while things break.
+
+Each scenario ends with the same checks, from the client's log of every acknowledged message
+against the database: nothing acknowledged is missing, nothing is duplicated, each chat's order is
+the order the client saw, every answer is whole or flagged interrupted, and every live actor's
+window equals the window rebuilt from the store. The counts go to artifacts/faults/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import signal
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import ray
+
+from store import open_store
+from tests.faults import report
+from tests.faults.conftest import TOKEN, serve_env
+from tests.faults.ledger import Ledger, Verdict, compare_windows, live_actor_names
+from tests.faults.load import Load
+from tests.faults.mariadb import PrivateMariaDB
+from tests.llm_server import Behaviour, FakeLLM
+from tests.serve_process import ServeProcess
+
+pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.ray, pytest.mark.timeout(900)]
+
+
+def echo(question: str) -> str:
+    return f"Echo: {question}"
+
+
+def chats(prefix: str, n: int) -> list[str]:
+    run = uuid.uuid4().hex[:6]
+    return [f"{prefix}-{run}-{i}" for i in range(n)]
+
+
+async def conclude(
+    scenario: str, ledger: Ledger, db: PrivateMariaDB, namespace: str, **extra: Any
+) -> Verdict:
+    """Check the ledger and the live windows against the store, record the row, assert it is clean."""
+    store = open_store(db.url, pool_size=2)
+    try:
+        verdict = await ledger.verify(store, echo)
+        windows = await compare_windows(namespace, store, verdict)
+    finally:
+        await store.close()
+    report.record(scenario, verdict.row() | {"windows compared": windows} | extra)
+    print(f"{scenario}: errors seen", verdict.messages.most_common(5))
+    assert verdict.clean, verdict.problems[:20]
+    return verdict
+
+
+def status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+    except OSError:
+        return 0
+
+
+async def kill_randomly(namespace: str, stop: asyncio.Event, every: float) -> int:
+    """ray.kill a random live conversation actor of the deployment every `every` seconds."""
+    kills = 0
+    rng = random.Random(7)
+    while not stop.is_set():
+        await asyncio.sleep(every)
+        names = await asyncio.to_thread(live_actor_names, namespace)
+        if not names:
+            continue
+        try:
+            actor = await asyncio.to_thread(ray.get_actor, rng.choice(names), namespace)
+        except ValueError:
+            continue
+        ray.kill(actor, no_restart=True)
+        kills += 1
+    return kills
+
+
+async def test_1_random_kills_of_conversation_actors(
+    ray_session: str, fault_db: PrivateMariaDB, fault_llm: FakeLLM
+) -> None:
+    env = serve_env(ray_session, fault_db, fault_llm)
+    ids, ledger = chats("kill", 60), Ledger()
+    with ServeProcess(env) as serve:
+        async with Load(serve.url, TOKEN, "kills", ledger) as load:
+            stop = asyncio.Event()
+            killer = asyncio.create_task(kill_randomly(env["RAY_NAMESPACE"], stop, every=0.25))
+            acks = await load.run(ids, acks=9, within=600, concurrency=60)
+            stop.set()
+            kills = await killer
+        verdict = await conclude(
+            "1. ray.kill of random actors", ledger, fault_db, env["RAY_NAMESPACE"], **{"actors killed": kills}
+        )
+    assert acks == [9] * 60 and verdict.acknowledged == 540
+    assert kills >= 20
+
+
+async def watch_readiness(url: str, seen: list[int], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        seen.append(await asyncio.to_thread(status, f"{url}/readyz"))
+        await asyncio.sleep(0.3)
+
+
+async def test_2_mariadb_stopped_mid_load_and_started_again(
+    ray_session: str, fault_db: PrivateMariaDB, fault_llm: FakeLLM
+) -> None:
+    env = serve_env(ray_session, fault_db, fault_llm)
+    ids, ledger = chats("dbdown", 20), Ledger()
+    with ServeProcess(env) as serve:
+        async with Load(serve.url, TOKEN, "dbdown", ledger) as load:
+            work = asyncio.create_task(load.run(ids, acks=12, within=300, concurrency=20, pause=0.2))
+            await asyncio.sleep(4)
+            before = set(await asyncio.to_thread(live_actor_names, env["RAY_NAMESPACE"]))
+            seen: list[int] = []
+            stop = asyncio.Event()
+            watcher = asyncio.create_task(watch_readiness(serve.url, seen, stop))
+            await asyncio.to_thread(fault_db.stop, signal.SIGKILL)  # a crash, not a clean shutdown
+            down_at = time.monotonic()
+            await asyncio.sleep(6)
+            await asyncio.to_thread(fault_db.start)
+            outage = time.monotonic() - down_at
+            acks = await work
+            stop.set()
+            await watcher
+        after = set(await asyncio.to_thread(live_actor_names, env["RAY_NAMESPACE"]))
+        assert serve.proc is not None and serve.proc.poll() is None, "serve died with the database"
+        verdict = await conclude(
+            "2. MariaDB killed and restarted",
+            ledger,
+            fault_db,
+            env["RAY_NAMESPACE"],
+            **{"outage s": round(outage, 1), "actors lost": len(before - after)},
+        )
+    assert acks == [12] * 20
+    assert 503 in seen and seen[-1] == 200, seen  # readiness went false, and came back by itself
+    assert before <= after, "conversation actors died while the database was down"
+    assert verdict.errors.get("503", 0) > 0
+
+
+async def test_3_serve_sigkilled_mid_stream_and_restarted(
+    ray_session: str, fault_db: PrivateMariaDB, fault_llm: FakeLLM
+) -> None:
+    fault_llm.behaviour = Behaviour(ttft=1.0, token_delay=0.02)
+    env = serve_env(ray_session, fault_db, fault_llm, TURN_TIMEOUT_SECONDS="5")
+    ids, ledger = chats("sigkill", 20), Ledger()
+    first = ServeProcess(env).start()
+    env |= {"WEB_SERVER_PORT": str(first.web_port), "GRPC_SERVER_PORT": str(first.grpc_port)}
+    async with Load(first.url, TOKEN, "sigkill", ledger) as load:
+        warm = await load.run(ids, acks=1, within=300, concurrency=20)  # every chat activated
+        work = asyncio.create_task(load.run(ids, acks=8, within=300, concurrency=20))
+        await asyncio.sleep(3)
+        in_flight = sum(1 for r in fault_llm.records if not r.finished)
+        first.kill()  # SIGKILL: no shutdown path at all
+        second = await asyncio.to_thread(ServeProcess(env).start)
+        try:
+            acks = await work
+        finally:
+            second.stop()
+    verdict = await conclude(
+        "3. serve SIGKILLed and restarted",
+        ledger,
+        fault_db,
+        env["RAY_NAMESPACE"],
+        **{"streams cut": in_flight},
+    )
+    assert warm == [1] * 20 and acks == [8] * 20
+    assert in_flight > 0 and verdict.errors.get("connection lost", 0) > 0
+
+
+async def count_live(namespace: str, samples: list[int], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        samples.append(len(await asyncio.to_thread(live_actor_names, namespace)))
+        await asyncio.sleep(0.1)
+
+
+async def test_4_a_thousand_chats_through_twenty_live_actors(
+    ray_session: str, fault_db: PrivateMariaDB, fault_llm: FakeLLM
+) -> None:
+    env = serve_env(ray_session, fault_db, fault_llm, MAX_LIVE_CHATS="20", ACTIVATION_WAIT_SECONDS="60")
+    ids, ledger = chats("many", 1000), Ledger()
+    revisits = random.Random(4).sample(ids, 100)
+    samples: list[int] = []
+    with ServeProcess(env) as serve:
+        async with Load(serve.url, TOKEN, "many", ledger) as load:
+            stop = asyncio.Event()
+            monitor = asyncio.create_task(count_live(env["RAY_NAMESPACE"], samples, stop))
+            first = await load.run(ids, acks=1, within=1500, concurrency=24)
+            again = await load.run(revisits, acks=1, within=600, concurrency=24)
+            stop.set()
+            await monitor
+        await conclude(
+            "4. 1,000 chats, MAX_LIVE_CHATS=20",
+            ledger,
+            fault_db,
+            env["RAY_NAMESPACE"],
+            **{"most live actors seen": max(samples)},
+        )
+    assert first == [1] * 1000 and again == [1] * 100
+    assert max(samples) <= 20, f"live actors went above the cap: {max(samples)}"
+
+
+def llm_weather(started: float) -> Callable[[], int | str | None]:
+    """Calm, then a 429 storm, a 500 storm, hanging requests and streams cut mid-answer, then calm."""
+    rng = random.Random(5)
+
+    def fate() -> int | str | None:
+        t = time.monotonic() - started
+        if 2 <= t < 5:
+            return 429
+        if 6 <= t < 9:
+            return 500
+        if 10 <= t < 14:
+            return "hang"
+        if 15 <= t < 19:
+            return "cut:2" if rng.random() < 0.7 else None
+        return None
+
+    return fate
+
+
+async def test_5_the_llm_rate_limits_fails_hangs_and_cuts_streams(
+    ray_session: str, fault_db: PrivateMariaDB, fault_llm: FakeLLM
+) -> None:
+    env = serve_env(ray_session, fault_db, fault_llm, LLM_TIMEOUT_SECONDS="1")
+    ids, ledger = chats("llm", 30), Ledger()
+    with ServeProcess(env) as serve:
+        async with Load(serve.url, TOKEN, "llm", ledger) as load:
+            warm = await load.run(ids, acks=1, within=300, concurrency=30)  # every chat activated
+            fault_llm.behaviour = Behaviour(token_delay=0.01, chaos=llm_weather(time.monotonic()))
+            acks = await load.run(ids, acks=10, within=300, concurrency=30, pause=0.3)
+        fates = collections.Counter(str(r.fate).split(":")[0] for r in fault_llm.records if r.fate)
+        verdict = await conclude(
+            "5. LLM 429s, 500s, hangs, cut streams",
+            ledger,
+            fault_db,
+            env["RAY_NAMESPACE"],
+            **{"LLM failures served": ", ".join(f"{k}: {n}" for k, n in sorted(fates.items()))},
+        )
+    assert warm == [1] * 30 and acks == [10] * 30
+    assert set(fates) == {"429", "500", "hang", "cut"}, fates
+    assert {"429", "503"} <= set(verdict.errors), verdict.errors
