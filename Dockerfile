@@ -7,10 +7,12 @@ COPY pyproject.toml README.md ./
 COPY actors ./actors
 COPY gateways ./gateways
 COPY store ./store
-# The tiktoken encodings are package data (gateways/encodings): the image counts tokens offline.
+# The tiktoken encodings and the web page are package data: the image counts tokens and serves the
+# page offline.
 RUN python -m venv /opt/chatservice \
     && /opt/chatservice/bin/pip install --no-cache-dir . \
-    && /opt/chatservice/bin/python -c "from gateways.tokenizer import tokenizer_for; tokenizer_for('gpt-4o-mini').count_text('ok')"
+    && /opt/chatservice/bin/python -c "from gateways.tokenizer import tokenizer_for; tokenizer_for('gpt-4o-mini').count_text('ok')" \
+    && /opt/chatservice/bin/python -c "from gateways.http.page import ASSETS, asset; [asset(n) for n in ASSETS]"
 
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin chat

@@ -1,0 +1,67 @@
+// What the page's modules share: the state, and how it is shown (sign-in, errors, the open chat).
+
+import { chatItem, renderMessages, renderMeter } from "./view.js";
+
+export const $ = (id) => document.getElementById(id);
+export const KEYS = { user: "chatservice.user", token: "chatservice.token" };
+
+export const state = {
+  api: null,
+  chats: [], // the sidebar, newest first
+  nextPage: "",
+  chat: null, // the open chat (with its window), or null for a chat not created yet
+  messages: [], // the open chat's messages, erased ones included
+  turns: new Map(), // chat_id -> the turn this page is running on it
+  opening: 0, // the latest chat load; older ones are dropped
+  creating: false, // a chat is being created for the first message
+};
+
+export const openId = () => state.chat?.chat_id ?? null;
+export const runningHere = () => state.turns.get(openId()) ?? null;
+
+export function showSignIn(message = "") {
+  for (const turn of state.turns.values()) turn.controller.abort();
+  state.api = null;
+  $("app").hidden = true;
+  $("signin").hidden = false;
+  $("signin-user").value = localStorage.getItem(KEYS.user) ?? "";
+  $("signin-error").textContent = message;
+  $("signin-error").hidden = !message;
+  ($("signin-user").value ? $("signin-token") : $("signin-user")).focus();
+}
+
+export function banner(message) {
+  $("banner").textContent = message;
+  $("banner").hidden = !message;
+}
+
+export function failed(err) {
+  if (err.status === 401) showSignIn("The service no longer accepts this token: sign in again.");
+  else banner(err.message);
+}
+
+export function renderSidebar() {
+  $("chat-list").replaceChildren(...state.chats.map((c) => chatItem(c, c.chat_id === openId())));
+  $("more-chats").hidden = !state.nextPage;
+}
+
+export function render() {
+  const chat = state.chat;
+  const turn = runningHere();
+  const ended = chat?.status === "ended";
+  $("chat-title").textContent = chat?.title || "New chat";
+  document.title = `${chat?.title || "New chat"} · chatservice`;
+  $("settings").hidden = chat !== null;
+  renderMessages($("messages"), state.messages, turn);
+  renderMeter($("meter"), chat?.window, chat?.params.max_tokens ?? 0);
+  $("input").disabled = turn !== null || ended;
+  $("input").placeholder = ended ? "This chat has ended: start a new one." : "Message (Enter sends, Shift+Enter adds a line)";
+  $("send").hidden = turn !== null;
+  $("stop").hidden = turn === null;
+  renderSidebar();
+}
+
+export function scrollToEnd(force = false) {
+  const box = $("conversation");
+  if (force || box.scrollHeight - box.scrollTop - box.clientHeight < 120) box.scrollTop = box.scrollHeight;
+}

@@ -1,0 +1,138 @@
+// A turn from the page: create the chat on its first message, stream the answer, Stop.
+
+import { chatHash, paintAnswer, renderMeter } from "./view.js";
+import { $, banner, failed, openId, render, renderSidebar, runningHere, scrollToEnd, state } from "./state.js";
+
+const STORED_POLLS = 40; // × 250 ms: how long a stopped answer may take to be stored
+
+// The open chat's messages and window as stored; until `settled(messages)` holds, if given.
+async function refresh(chatId, settled = () => true) {
+  for (let attempt = 0; ; attempt += 1) {
+    const [chat, messages] = await Promise.all([state.api.getChat(chatId), state.api.messages(chatId)]);
+    const listed = state.chats.find((c) => c.chat_id === chatId);
+    if (listed) listed.title = chat.title;
+    if (chatId === openId()) {
+      state.chat = chat;
+      state.messages = messages;
+    }
+    if (settled(messages) || attempt >= STORED_POLLS) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+function settings() {
+  const body = {};
+  const system = $("set-system").value.trim();
+  const model = $("set-model").value.trim();
+  const temperature = $("set-temperature").value.trim();
+  if (system) body.system_prompt = system;
+  if (model) body.model = model;
+  if (!$("set-temperature").validity.valid) throw new Error("Temperature must be a number from 0 to 2.");
+  if (temperature) body.temperature = Number(temperature);
+  return body;
+}
+
+export async function send() {
+  const content = $("input").value;
+  if (!content.trim() || runningHere() || $("input").disabled || state.creating) return;
+  banner("");
+  if (state.chat === null) {
+    state.creating = true;
+    try {
+      state.chat = await state.api.createChat(settings());
+    } catch (err) {
+      return failed(err);
+    } finally {
+      state.creating = false;
+    }
+    state.chats.unshift(state.chat);
+    history.pushState(null, "", chatHash(state.chat.chat_id));
+    $("settings").reset();
+  }
+  $("input").value = "";
+  resizeInput();
+  await runTurn(state.chat.chat_id, content);
+}
+
+function setWindow(chatId, window) {
+  if (chatId === openId()) state.chat.window = window;
+  renderMeter($("meter"), state.chat?.window, state.chat?.params.max_tokens ?? 0);
+}
+
+async function runTurn(chatId, content) {
+  const api = state.api;
+  const turn = { api, chatId, content, text: "", controller: new AbortController(), stopped: false, started: null };
+  state.turns.set(chatId, turn);
+  const hadFocus = document.activeElement === $("input");
+  render();
+  scrollToEnd(true);
+  if (hadFocus) $("stop").focus();
+  let painting = 0;
+  try {
+    for await (const { event, data } of api.send(chatId, content, turn.controller.signal)) {
+      if (event === "start") {
+        turn.started = data;
+        setWindow(chatId, data.window);
+      } else if (event === "delta") {
+        turn.text += data.text;
+        painting ||= requestAnimationFrame(() => {
+          painting = 0;
+          const item = chatId === openId() && document.querySelector(".msg.streaming");
+          if (item) paintAnswer(item, turn.text);
+          scrollToEnd();
+        });
+      } else if (event === "end") {
+        setWindow(chatId, data.window);
+      } else if (event === "error") {
+        banner(`The answer failed: ${data.error.message}`);
+      }
+    }
+  } catch (err) {
+    if (err.name !== "AbortError") {
+      if (!turn.started && !$("input").value && chatId === openId()) $("input").value = content;
+      failed(err);
+    }
+  } finally {
+    cancelAnimationFrame(painting);
+    state.turns.delete(chatId);
+  }
+  await finishTurn(turn);
+}
+
+// Show the turn as it ended at once, then as stored (a stopped answer is stored a moment later).
+async function finishTurn(turn) {
+  const { chatId, started } = turn;
+  if (turn.api !== state.api) return; // signed out meanwhile
+  if (started && chatId === openId()) {
+    const user = { message_id: started.user_message_id, role: "user", content: turn.content, erased: false };
+    state.messages.push(user);
+    if (turn.text) {
+      const status = turn.stopped ? "interrupted" : "complete";
+      state.messages.push({ message_id: -1, role: "assistant", content: turn.text, status, erased: false });
+    }
+  }
+  render();
+  if (chatId === openId() && [document.body, $("stop")].includes(document.activeElement)) $("input").focus();
+  const stored = (messages) =>
+    !started || !turn.text || messages.some((m) => m.role === "assistant" && m.message_id > started.user_message_id);
+  try {
+    await refresh(chatId, stored);
+  } catch (err) {
+    return err.status === 404 ? undefined : failed(err); // deleted meanwhile
+  }
+  if (chatId === openId() && !runningHere()) render();
+  else renderSidebar();
+}
+
+export function stop() {
+  const turn = runningHere();
+  if (!turn) return;
+  turn.stopped = true;
+  turn.controller.abort();
+}
+
+export function resizeInput() {
+  const input = $("input");
+  input.style.height = "auto";
+  input.style.height = `${Math.min(input.scrollHeight, 240)}px`;
+}
