@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextlib import suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayTaskError
 
 from actors.actor import ActorConfig, ConversationActor
 from actors.liveset import LiveSet
@@ -50,16 +51,40 @@ class ChatDirectory:
         self._config = config
         self._live = LiveSet(config.cap_per_node)
         self._handles: dict[str, Any] = {}
-        self._changing: set[str] = set()  # being activated or passivated right now: leave alone
+        # A lock (and how many hold or await it) per chat being activated or passivated: the two
+        # never interleave for one chat.
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._freed = asyncio.Event()
         self._nodes_checked = -NODES_REFRESH_SECONDS
+        self._recovered = False
+
+    async def _recover(self) -> None:
+        """A restarted directory finds the conversation actors that are live: the count stays exact."""
+        if self._recovered:
+            return
+        self._recovered = True
+        named = await asyncio.to_thread(ray.util.list_named_actors, True)
+        prefix = actor_name("")
+        for actor in named:
+            if actor["namespace"] == self._config.namespace and actor["name"].startswith(prefix):
+                self._live.add(actor["name"].removeprefix(prefix), 0.0)  # least recently used
 
     async def admit(self, chat_id: str, config: ActorConfig, dead: str | None = None) -> Any:
         """The chat's actor, activated with `config` if need be; ResourceExhausted if no room comes.
 
         `dead` is the id of an activation the caller found dead: a new one replaces it.
         """
+        await self._recover()
         await self._refresh_cap()
+        async with self._exclusive(chat_id):
+            await self._make_room(chat_id)
+            self._live.add(chat_id, time.monotonic())
+            handle = self._handles.get(chat_id)
+            if handle is None or actor_id(handle) == dead:
+                handle = await self._activate(chat_id, config, dead)
+        return handle
+
+    async def _make_room(self, chat_id: str) -> None:
         deadline = time.monotonic() + self._config.wait_seconds
         while chat_id not in self._live and self._live.full:
             if await self._evict_one():
@@ -72,15 +97,6 @@ class ChatDirectory:
             self._freed.clear()
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._freed.wait(), min(POLL_SECONDS, left))
-        self._live.add(chat_id, time.monotonic())
-        handle = self._handles.get(chat_id)
-        if handle is None or actor_id(handle) == dead:
-            self._changing.add(chat_id)
-            try:
-                handle = await self._activate(chat_id, config, dead)
-            finally:
-                self._changing.discard(chat_id)
-        return handle
 
     async def _activate(self, chat_id: str, config: ActorConfig, dead: str | None) -> Any:
         name = actor_name(chat_id)
@@ -101,16 +117,7 @@ class ChatDirectory:
 
     async def passivate(self, chat_id: str) -> bool:
         """End the chat's activation if it is idle (asked by the actor when it has been idle long)."""
-        if chat_id in self._changing:
-            return False
-        self._changing.add(chat_id)
-        try:
-            gone = await self._passivate(chat_id)
-        finally:
-            self._changing.discard(chat_id)
-        if gone:
-            self._forget(chat_id)
-        return gone
+        return await self._try_passivate(chat_id)
 
     def live_chats(self) -> list[str]:
         """Live chats, least recently used first."""
@@ -118,55 +125,68 @@ class ChatDirectory:
 
     async def passivate_all(self) -> int:
         """Passivate every idle live chat (at shutdown); returns how many went."""
-        chats = self.live_chats()
-        gone = await asyncio.gather(*(self._passivate(c) for c in chats))
-        for chat_id, went in zip(chats, gone, strict=True):
-            if went:
-                self._forget(chat_id)
+        gone = await asyncio.gather(*(self._try_passivate(c) for c in self.live_chats()))
         return sum(gone)
+
+    async def _evict_one(self) -> bool:
+        candidates = self._live.candidates(time.monotonic(), self._config.evict_grace_seconds)
+        for chat_id in candidates[:TRIES_PER_ROUND]:
+            if await self._try_passivate(chat_id):
+                log.info("passivated chat %s to make room", chat_id)
+                return True
+        return False
+
+    async def _try_passivate(self, chat_id: str) -> bool:
+        """Passivate the chat unless it is being activated or passivated already (then False)."""
+        if chat_id in self._locks:
+            return False
+        async with self._exclusive(chat_id):  # free, so taken at once
+            gone = await self._passivate(chat_id)
+            if gone:
+                self._forget(chat_id)
+        return gone
+
+    @asynccontextmanager
+    async def _exclusive(self, chat_id: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(chat_id) or (asyncio.Lock(), 0)
+        self._locks[chat_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[chat_id]
+            if users == 1:
+                del self._locks[chat_id]
+            else:
+                self._locks[chat_id] = (lock, users - 1)
 
     def _forget(self, chat_id: str) -> None:
         self._handles.pop(chat_id, None)
         if self._live.remove(chat_id):
             self._freed.set()
 
-    async def _evict_one(self) -> bool:
-        tried = 0
-        for chat_id in self._live.candidates(time.monotonic(), self._config.evict_grace_seconds):
-            if chat_id in self._changing:
-                continue
-            if tried == TRIES_PER_ROUND:
-                break
-            tried += 1
-            self._changing.add(chat_id)
-            try:
-                gone = await self._passivate(chat_id)
-            finally:
-                self._changing.discard(chat_id)
-            if gone:
-                self._forget(chat_id)
-                log.info("passivated chat %s to make room", chat_id)
-                return True
-        return False
-
     async def _passivate(self, chat_id: str) -> bool:
         """Ask the chat's actor to passivate, then end it: True once it is gone, False if busy."""
-        handle = self._handles.get(chat_id)
+        name = actor_name(chat_id)
+        handle: Any = self._handles.get(chat_id)
         if handle is None:
-            return True  # its activation failed: nothing is running
+            try:
+                handle = await asyncio.to_thread(ray.get_actor, name, self._config.namespace)
+            except ValueError:
+                return True  # no actor by that name: nothing is running
         try:
             going = bool(await asyncio.wait_for(handle.passivate.remote(), PASSIVATE_TIMEOUT_SECONDS))
-        except RayActorError:
-            return True  # it died on its own
+        except ActorDiedError:
+            going = True  # it died on its own; killing it again is harmless and frees the name
         except RayTaskError as exc:
             going = isinstance(exc.cause, Passivating)
-        except TimeoutError:
-            return False
+        except (ActorUnavailableError, TimeoutError):
+            return False  # alive but out of reach for now (a busy node): try another
         if going:
             # Its connection is closed and it refuses calls: nothing is lost by ending it now,
             # and a process left to exit by itself lingers for seconds on a busy node.
             ray.kill(handle, no_restart=True)
-            await self._until_gone(actor_name(chat_id))
+            await self._until_gone(name)
         return going
 
     async def _until_gone(self, name: str) -> None:

@@ -12,7 +12,7 @@ from gateways.server import Runtime, build_runtime
 from gateways.service import ChatService, TurnDelta, TurnFinished, TurnStarted
 from gateways.settings import Settings
 from store import DatabaseURL
-from store.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from store.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
 from store.records import ChatStatus, Role
 from tests.llm_server import FakeLLM
 
@@ -121,3 +121,20 @@ async def test_messages_list_in_order_with_or_without_erased(service: ChatServic
     assert [m.seq for m in first + rest] == list(range(1, 18)) and end == ""
     with pytest.raises(PermissionDenied):
         await service.list_messages("intruder", chat_id)
+
+
+async def test_a_user_over_their_turns_per_minute_is_told_to_wait(
+    ray_session: str, mysql_url: DatabaseURL, fake_llm: FakeLLM, user: str
+) -> None:
+    env = {"DATABASE_URL": mysql_url.to_url(), "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": fake_llm.base_url}
+    runtime = build_runtime(Settings.from_env(env | {"USER_TURNS_PER_MINUTE": "2"}))
+    try:
+        service = runtime.service
+        await say(service, user, None, "one")
+        await say(service, user, None, "two")  # a second chat: the limit is the user's, not the chat's
+        with pytest.raises(ResourceExhausted, match=r"2 messages in the last minute: wait \d+ s"):
+            await say(service, user, None, "three")
+        await say(service, f"{user}-other", None, "another user is not limited by it")
+        assert len(fake_llm.records) == 3
+    finally:
+        await runtime.close()
