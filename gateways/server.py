@@ -8,12 +8,15 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import ray
 from aiohttp import web
 
 from actors.actor import NAMESPACE, ActorConfig
 from actors.registry import ChatRegistry
+from gateways import logs
 from gateways.grpc import GrpcGateway
 from gateways.health import Readiness
 from gateways.http import create_app
@@ -43,17 +46,52 @@ class Runtime:
         await self.store.close()
 
 
-def start_ray(settings: Settings) -> str | None:
-    """Join RAY_ADDRESS, or start a local Ray; returns the dashboard URL when there is one."""
+@dataclass(frozen=True, slots=True)
+class RayInfo:
+    """What serve tells operators about the Ray it runs on."""
+
+    owned: bool  # serve started this Ray itself (no RAY_ADDRESS)
+    dashboard_url: str | None
+    metrics_url: str | None
+    log_dir: Path | None
+
+
+def start_ray(settings: Settings) -> RayInfo:
+    """Join RAY_ADDRESS, or start a local Ray with its dashboard."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    owned = settings.ray_address is None
+    extra: dict[str, Any] = {}
+    if owned and settings.metrics_export_port:
+        extra["_metrics_export_port"] = settings.metrics_export_port
     context = ray.init(
         address=settings.ray_address,
         namespace=NAMESPACE,
         logging_level=logging.WARNING,
         configure_logging=False,
+        # Actor output copied to stdout would break one-JSON-object-a-line; it stays in Ray's logs.
+        log_to_driver=settings.log_format == "text",
+        **extra,
     )
-    url = getattr(context, "dashboard_url", None)
-    return f"http://{url}" if url and not url.startswith("http") else url
+    url = getattr(context, "dashboard_url", None) or None
+    if url and not url.startswith("http"):
+        url = f"http://{url}"
+    return RayInfo(owned, url, _metrics_url(), _ray_log_dir())
+
+
+def _metrics_url() -> str | None:
+    """This node's Prometheus endpoint (Ray's metrics agent), which exports our metrics too."""
+    node_id = ray.get_runtime_context().get_node_id()
+    for node in ray.nodes():  # type: ignore[no-untyped-call]
+        if node.get("NodeID") == node_id and node.get("MetricsExportPort"):
+            return f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
+    return None
+
+
+def _ray_log_dir() -> Path | None:
+    """This node's Ray log directory (<temp dir>/<session>/logs), which the dashboard lists."""
+    context = ray.get_runtime_context()
+    logs_dir = Path(context.get_temp_dir()) / context.get_session_name() / "logs"
+    return logs_dir if logs_dir.is_dir() else None
 
 
 def build_llm(settings: Settings) -> LLM:
@@ -74,14 +112,17 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(settings, store, llm, service, Readiness(store))
 
 
-async def run_gateways(runtime: Runtime, started: float) -> None:
+async def run_gateways(runtime: Runtime, ray_info: RayInfo, started: float) -> None:
     """Serve HTTP and gRPC until SIGINT or SIGTERM, then stop accepting and finish what runs."""
     s = runtime.settings
+    grace = s.shutdown_grace_seconds
     grpc_gateway = GrpcGateway(s, runtime.service, runtime.readiness)
     grpc_port = await grpc_gateway.start()
     log.info("gRPC listening on %s:%s", s.host, grpc_port)
     app = create_app(s, runtime.service, runtime.readiness)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    # shutdown_timeout: at cleanup, running requests (JSON or SSE turns) get `grace` seconds to
+    # finish before they are cancelled, as gRPC streams do.
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=grace)
     await runner.setup()
     site = web.TCPSite(runner, s.host, s.web_port)
     await site.start()
@@ -92,9 +133,22 @@ async def run_gateways(runtime: Runtime, started: float) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("stopping (running gRPC streams get %.0f s to finish)", s.grpc_grace_seconds)
-    await asyncio.gather(grpc_gateway.stop(s.grpc_grace_seconds), runner.cleanup())
+    log.info("stopping: new requests are refused, running turns get %.0f s to finish", grace)
+    await asyncio.gather(grpc_gateway.stop(grace), runner.cleanup())
+    await passivate_live_chats(runtime, ray_info)
     await runtime.close()
+    log.info("stopped")
+
+
+async def passivate_live_chats(runtime: Runtime, ray_info: RayInfo) -> None:
+    """Shutdown hook: flush and stop the live conversation actors, if this process owns the Ray.
+
+    TODO(issue 5): ask the directory actor to passivate every live chat. Every acknowledged write
+    is already in the store, so today nothing is lost without it (ray.shutdown() ends a local Ray's
+    actors). A gateway that joined a cluster (RAY_ADDRESS) must leave the shared actors alone.
+    """
+    if not ray_info.owned:
+        return
 
 
 def serve(settings: Settings) -> None:
@@ -105,11 +159,17 @@ def serve(settings: Settings) -> None:
     applied = asyncio.run(migrate(settings.database))
     if applied:
         log.info("database schema migrated to version %d", applied[-1])
-    dashboard = start_ray(settings)
-    if dashboard:
-        log.info("Ray dashboard: %s", dashboard)
+    ray_info = start_ray(settings)
+    if ray_info.log_dir is not None:
+        path = ray_info.log_dir / f"chatservice-gateway-{os.getpid()}.log"
+        logs.add_file(path, settings.log_format)
+        log.info("gateway log: %s (also in the Ray dashboard's Logs view)", path)
+    if ray_info.dashboard_url:
+        log.info("Ray dashboard: %s", ray_info.dashboard_url)
+    if ray_info.metrics_url:
+        log.info("Ray metrics (Prometheus): %s", ray_info.metrics_url)
     runtime = build_runtime(settings)
     try:
-        asyncio.run(run_gateways(runtime, started))
+        asyncio.run(run_gateways(runtime, ray_info, started))
     finally:
         ray.shutdown()
