@@ -13,7 +13,9 @@ from typing import TypeVar
 
 import ray
 
+from actors import metrics
 from actors.conversation import Conversation
+from actors.measured_store import MeasuredStore
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
 from store import DatabaseURL, open_store
 from store.records import ChatRecord, MessageRecord
@@ -43,7 +45,9 @@ class ConversationActor:
     """One conversation. Holds at most one database connection, opened on first use."""
 
     def __init__(self, chat_id: str, config: ActorConfig) -> None:
-        self._store = open_store(config.database, pool_size=1)
+        # Warnings (store failures) go to this actor's log, shown with it in the Ray dashboard.
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._store = MeasuredStore(open_store(config.database, pool_size=1), chat_id)
         self._conversation = Conversation(chat_id, self._store, config.turn_timeout)
         self._idle_seconds = config.idle_seconds
         self._calls = 0
@@ -75,8 +79,14 @@ class ConversationActor:
             return False
         await self._store.close()
         log.info("passivating idle chat %s", self._conversation.chat_id)
+        metrics.passivated("idle")
         ray.actor.exit_actor()  # type: ignore[no-untyped-call]
         return True  # not reached: exit_actor raises
+
+    def __repr__(self) -> str:
+        # Ray shows this in the dashboard and prefixes this actor's log lines with it.
+        conversation = getattr(self, "_conversation", None)
+        return f"Conversation({conversation.chat_id if conversation else '?'})"
 
     async def begin_turn(self, req: TurnRequest) -> TurnPlan | Recount:
         return await self._serve(self._conversation.begin_turn(req))

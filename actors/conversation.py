@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
+from actors import metrics
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
 from actors.window import Entry, Window, WindowError
 from store.base import ChatStore
@@ -59,10 +61,12 @@ class Conversation:
 
     async def activate(self) -> None:
         """Load the chat and its non-erased messages; the window is rebuilt exactly."""
+        started = time.monotonic()
         chat = await self._store.get_chat(self.chat_id)
         records = await self._store.list_messages(self.chat_id) if chat else []
         self._load(chat, records)
         self._active = True
+        metrics.activated(time.monotonic() - started)
 
     def _load(self, chat: ChatRecord | None, records: list[MessageRecord]) -> None:
         self.chat = chat

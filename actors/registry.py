@@ -49,6 +49,7 @@ class ChatRegistry:
             namespace=NAMESPACE,
             get_if_exists=True,
             lifetime="detached",
+            scheduling_strategy="SPREAD",  # conversations spread over the cluster's nodes
         ).remote(chat_id, self._config)
 
     async def call(self, chat_id: str, method: str, *args: Any) -> Any:

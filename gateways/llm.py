@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import openai
 
 from actors.protocol import TurnPlan
+from gateways import metrics
 from store.errors import (
     ChatServiceError,
     FailedPrecondition,
@@ -82,6 +83,30 @@ def translate(exc: Exception) -> ChatServiceError:
     return Unavailable("the LLM failed while answering; retry shortly")
 
 
+def error_kind(exc: Exception) -> str:
+    """A short label for an SDK or transport error, for the LLM error metric."""
+    kinds: tuple[tuple[type[Exception] | tuple[type[Exception], ...], str], ...] = (
+        (openai.RateLimitError, "rate_limited"),
+        ((openai.AuthenticationError, openai.PermissionDeniedError), "auth"),
+        (openai.NotFoundError, "not_found"),
+        ((openai.BadRequestError, openai.UnprocessableEntityError), "bad_request"),
+        (openai.APITimeoutError, "timeout"),
+        (openai.APIConnectionError, "connection"),
+    )
+    for types, kind in kinds:
+        if isinstance(exc, types):
+            return kind
+    if isinstance(exc, openai.APIStatusError):
+        return "client_error" if exc.status_code < 500 else "server_error"
+    return "stream_broken"
+
+
+def failed(exc: Exception) -> ChatServiceError:
+    """Count the failure, then translate it."""
+    metrics.llm_error(error_kind(exc))
+    return translate(exc)
+
+
 class OpenAIChat:
     """Any OpenAI-compatible server through AsyncOpenAI; the SDK retries 429/5xx before we see them."""
 
@@ -99,7 +124,7 @@ class OpenAIChat:
         try:
             stream = await self._client.chat.completions.create(**request_args(plan))
         except Exception as exc:
-            raise translate(exc) from exc
+            raise failed(exc) from exc
         reason, usage = "stop", None
         # Leaving this block (finished, failed or cancelled) closes the HTTP response, so a
         # client that goes away stops the generation it was paying for.
@@ -118,7 +143,7 @@ class OpenAIChat:
             except Exception as exc:
                 # The SDK wraps request errors, but a stream that breaks mid-way raises the
                 # transport's own exception (httpx or httpx2, by SDK version).
-                raise translate(exc) from exc
+                raise failed(exc) from exc
         prompt = usage.prompt_tokens if usage else None
         completion = usage.completion_tokens if usage else None
         yield Finish(reason, prompt, completion)
