@@ -67,6 +67,9 @@ class TurnReport:
         log.info("turn cancelled by the client after %.3f s", self.elapsed)
 
     def not_stored(self, exc: BaseException) -> None:
+        if isinstance(exc, asyncio.CancelledError):
+            self.cancelled()  # the client left while the answer was being stored
+            return
         metrics.turn_ended("failed")
         log.warning("turn's answer could not be stored after %.3f s: %r", self.elapsed, exc)
 

@@ -23,7 +23,8 @@ from typing import Any
 
 from tests.conftest import free_port
 
-# The head notices a dead node after period x threshold (defaults: 5 s x 5): quicker in tests.
+# The head declares a node dead after `threshold` missed health checks `period` apart (about half a
+# minute by default): quicker in tests.
 FAST_HEALTH_CHECKS = {
     "RAY_health_check_period_ms": "500",
     "RAY_health_check_timeout_ms": "1000",
