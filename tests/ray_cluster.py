@@ -23,12 +23,14 @@ from typing import Any
 
 from tests.conftest import free_port
 
-# The head declares a node dead after `threshold` missed health checks `period` apart (about half a
-# minute by default): quicker in tests.
-FAST_HEALTH_CHECKS = {
+HEAD_ENV = {
+    # The head declares a node dead after `threshold` missed health checks `period` apart (about
+    # half a minute by default): quicker in tests.
     "RAY_health_check_period_ms": "500",
     "RAY_health_check_timeout_ms": "1000",
     "RAY_health_check_failure_threshold": "4",
+    # `ray start` gives the dashboard 60 s to come up; a machine busy with other tests needs more.
+    "RAY_DASHBOARD_STARTUP_TIMEOUT_S": "300",
 }
 
 
@@ -136,7 +138,7 @@ class RayCluster:
             "--include-dashboard=true",
             f"--ray-client-server-port={free_port()}",
         ]
-        self._start("head", head, FAST_HEALTH_CHECKS)
+        self._start("head", head, HEAD_ENV)
         return self
 
     def add_node(self, name: str) -> RayNode:
@@ -166,7 +168,7 @@ class RayCluster:
         node.node_id = self._wait_for_node(node)
         return node
 
-    def _wait_for_node(self, node: RayNode, timeout: float = 120.0) -> str:
+    def _wait_for_node(self, node: RayNode, timeout: float = 400.0) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if node.proc.poll() is not None:

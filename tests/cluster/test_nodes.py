@@ -16,7 +16,7 @@ from tests.llm_server import FakeLLM
 from tests.ray_cluster import RayCluster
 from tests.serve_process import ServeProcess
 
-pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.timeout(900)]
 
 
 def send(serve: ServeProcess, user: str, chat_id: str, content: str) -> tuple[int, Any]:

@@ -18,7 +18,7 @@ from tests.llm_server import FakeLLM
 from tests.ray_cluster import RayCluster
 from tests.serve_process import ServeProcess
 
-pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.timeout(900)]
 WORDS = " ".join(f"palavra{i}" for i in range(40))  # ~85 tokens: a 300-token window holds two
 M = "ray_chatservice_"  # Ray prefixes custom metrics with ray_
 
