@@ -11,8 +11,9 @@ from tests.llm_server import FakeLLM
 from tests.ray_cluster import RayCluster
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster() -> Iterator[RayCluster]:
+    """A fresh cluster for each test module, so one module's metrics never mix with another's."""
     ray_cluster = RayCluster()
     try:
         ray_cluster.start()

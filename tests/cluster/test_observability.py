@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import time
 import uuid
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from store import DatabaseURL, open_store
 from store.records import MessageRecord
-from tests.cluster.support import Sample, call, scrape, total, until
+from tests.cluster.support import Sample, call, scrape, total
 from tests.http_support import parse_events
 from tests.llm_server import FakeLLM
 from tests.ray_cluster import RayCluster
@@ -21,6 +22,12 @@ from tests.serve_process import ServeProcess
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.timeout(900)]
 WORDS = " ".join(f"palavra{i}" for i in range(40))  # ~85 tokens: a 300-token window holds two
 M = "ray_chatservice_"  # Ray prefixes custom metrics with ray_
+OUTCOMES = {"completed": 5, "llm_error": 1, "failed": 1, "rejected": 1, "cancelled": 0, "unavailable": 0}
+
+
+def k(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """A metric and the labels its series must have, as a dictionary key."""
+    return name, tuple(sorted(labels.items()))
 
 
 def messages(user: str, chat_id: str) -> str:
@@ -89,57 +96,55 @@ def test_metrics_of_real_turns_are_exported_on_the_nodes_prometheus_endpoints(
         rejected = turn(serve, "someone-else", chats[0], "let me in")
         fake_llm.behaviour.token_delay = 0.2  # slow enough to write behind the actor's back mid-answer
         stale = stale_turn(serve, user, chats[2], mysql_url)
-
-        def delta(name: str, now: list[Sample], **labels: str) -> float:
-            return total(now, M + name, **labels) - total(before, M + name, **labels)
-
-        def exported() -> list[Sample] | None:
-            now = scrape(cluster.metrics_ports())
-            ready = (
-                delta("turns_total", now, outcome="completed") >= 5
-                and delta("turns_total", now, outcome="failed") >= 1
-                and delta("passivations_total", now, reason="idle") >= 3
-                and delta("store_errors_total", now) >= 1
-            )
-            return now if ready else None
-
-        after = until(exported, within=90)  # Ray exports every few seconds; idle chats passivate after 3 s
     assert [status for status, _ in answers] == [200] * 5
     assert (llm_error[0], rejected[0]) == (400, 403)
     assert stale[-1][0] == "error" and stale[-1][1]["status"] == 503
-
-    def d(name: str, **labels: str) -> float:
-        return total(after, M + name, **labels) - total(before, M + name, **labels)
-
-    outcomes = ("completed", "llm_error", "failed", "rejected", "cancelled", "unavailable")
-    assert {o: d("turns_total", outcome=o) for o in outcomes} == {
-        "completed": 5,
-        "llm_error": 1,
-        "failed": 1,
-        "rejected": 1,
-        "cancelled": 0,
-        "unavailable": 0,
-    }
-    assert d("llm_errors_total", kind="bad_request") == 1 == d("llm_errors_total")
-    model = {"model": "gpt-4o-mini"}
-    # Latency histograms: every completed turn counted, none faster than the LLM's first token.
-    assert d("turn_seconds_count", **model) == 5 == d("turn_seconds_bucket", le="+Inf", **model)
-    assert d("turn_seconds_bucket", le="0.25", **model) == 0
-    assert d("time_to_first_token_seconds_count", **model) == 6  # the stale turn streamed too
-    assert d("time_to_first_token_seconds_bucket", le="0.25", **model) == 0
-    assert d("time_to_first_token_seconds_bucket", le="30.0", **model) == 6
     usage = [a["usage"] for _, a in answers]
-    assert d("prompt_tokens_total", **model) == sum(u["prompt_tokens"] for u in usage)
-    assert d("completion_tokens_total", **model) == sum(u["completion_tokens"] for u in usage) > 0
     erased = [m for m in asyncio.run(all_messages(mysql_url, chats)) if m.erased]
-    assert d("evicted_messages_total") == len(erased) >= 3
-    # Inside the actors, on whichever node each lives.
-    assert d("store_write_seconds_count", op="create_chat") == 3
-    assert d("store_write_seconds_count", op="write") == 12  # 5 x (begin + complete), 2 begins
-    assert d("store_errors_total", op="write", kind="stale_state") == 1 == d("store_errors_total")
-    activations = d("activations_total")
-    assert activations >= 3 and d("activation_seconds_count") == activations
-    assert d("passivations_total", reason="idle") >= 3
+    assert len(erased) >= 3
+    model = {"model": "gpt-4o-mini"}
+    exactly: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {
+        # Turns, in the gateway: as many of each outcome as this test caused.
+        **{k("turns_total", outcome=o): n for o, n in OUTCOMES.items()},
+        k("llm_errors_total"): 1,
+        k("llm_errors_total", kind="bad_request"): 1,
+        # Latency histograms: every completed turn counted, none faster than the LLM's first token.
+        k("turn_seconds_count", **model): 5,
+        k("turn_seconds_bucket", le="+Inf", **model): 5,
+        k("turn_seconds_bucket", le="0.25", **model): 0,
+        k("time_to_first_token_seconds_count", **model): 6,  # the stale turn streamed too
+        k("time_to_first_token_seconds_bucket", le="0.25", **model): 0,
+        k("time_to_first_token_seconds_bucket", le="30.0", **model): 6,
+        k("prompt_tokens_total", **model): sum(u["prompt_tokens"] for u in usage),
+        k("completion_tokens_total", **model): sum(u["completion_tokens"] for u in usage),
+        k("evicted_messages_total"): len(erased),
+        # Inside the conversation actors, exported by the node each one runs on.
+        k("store_write_seconds_count", op="create_chat"): 3,
+        k("store_write_seconds_count", op="write"): 12,  # 5 x (begin + complete), 2 begins
+        k("store_errors_total"): 1,
+        k("store_errors_total", op="write", kind="stale_state"): 1,
+    }
+    at_least = {k("activations_total"): 3, k("passivations_total", reason="idle"): 3}
+    exactly_as_many = {k("activation_seconds_count"): k("activations_total")}  # one timing each
+
+    def observed(now: list[Sample]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {
+            key: total(now, M + key[0], **dict(key[1])) - total(before, M + key[0], **dict(key[1]))
+            for key in [*exactly, *at_least, *exactly_as_many]
+        }
+
+    # Ray exports every few seconds, and idle chats passivate after 3 s: poll until it all shows.
+    deadline = time.monotonic() + 120
+    while True:
+        now = scrape(cluster.metrics_ports())
+        seen = observed(now)
+        wrong = {key: (seen[key], want) for key, want in exactly.items() if seen[key] != want}
+        wrong |= {key: (seen[key], f">= {want}") for key, want in at_least.items() if seen[key] < want}
+        wrong |= {key: (seen[key], seen[to]) for key, to in exactly_as_many.items() if seen[key] != seen[to]}
+        if not wrong or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert not wrong, f"(seen, expected): {wrong}"
 
 
 def test_the_dashboard_lists_conversations_by_chat_id_and_shows_the_gateway_log(
