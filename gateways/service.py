@@ -140,13 +140,13 @@ class ChatService:
                     else:
                         finish = event
         except ChatServiceError as exc:
-            report.llm_failed(exc)
             await self._abort(chat_id, plan, "".join(parts), "error")
+            report.llm_failed(exc)
             raise
         except BaseException:
-            report.cancelled()
             # Cancelled or abandoned by the client: free the chat without waiting for it.
             self._spawn(self._abort(chat_id, plan, "".join(parts), "cancelled"))
+            report.cancelled()
             raise
         try:
             result = await self._complete(chat_id, plan, "".join(parts), finish.reason)
