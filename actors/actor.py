@@ -14,7 +14,9 @@ from typing import TypeVar
 
 import ray
 
+from actors import metrics
 from actors.conversation import Conversation
+from actors.measured_store import MeasuredStore
 from actors.names import NAMESPACE
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
 from store import DatabaseURL, open_store
@@ -51,10 +53,17 @@ class ConversationActor:
     """
 
     def __init__(self, chat_id: str, config: ActorConfig) -> None:
+        # Warnings (store failures) go to this actor's log, shown with it in the Ray dashboard.
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         self._config = config
-        self._store = open_store(config.database, pool_size=1)
+        self._store = MeasuredStore(open_store(config.database, pool_size=1), chat_id)
         self._conversation = Conversation(
-            chat_id, self._store, config.turn_timeout, config.turns_per_minute, on_free=self._arm_idle_timer
+            chat_id,
+            self._store,
+            config.turn_timeout,
+            config.turns_per_minute,
+            on_free=self._arm_idle_timer,
+            on_activated=metrics.activated,
         )
         self._calls = 0
         self._served = 0
@@ -100,8 +109,11 @@ class ConversationActor:
             return  # no directory: this actor was made without a registry, and lives on
         directory.passivate.remote(self._conversation.chat_id)
 
-    async def passivate(self) -> bool:
-        """Prepare to end if idle: True if this activation is over, False if it is busy."""
+    async def passivate(self, reason: str = "idle") -> bool:
+        """Prepare to end if idle: True if this activation is over, False if it is busy.
+
+        `reason`: idle (CHAT_IDLE_SECONDS passed), room (the live cap), or shutdown.
+        """
         if self._passivating:
             return True
         new = not self._served and time.monotonic() - self._born < FIRST_CALL_GRACE_SECONDS
@@ -111,8 +123,14 @@ class ConversationActor:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         await self._store.close()
-        log.info("passivating chat %s", self._conversation.chat_id)
+        log.info("passivating chat %s (%s)", self._conversation.chat_id, reason)
+        metrics.passivated(reason)
         return True
+
+    def __repr__(self) -> str:
+        # Ray shows this in the dashboard and prefixes this actor's log lines with it.
+        conversation = getattr(self, "_conversation", None)
+        return f"Conversation({conversation.chat_id if conversation else '?'})"
 
     async def begin_turn(self, req: TurnRequest) -> TurnPlan | Recount:
         return await self._serve(self._conversation.begin_turn(req))

@@ -40,8 +40,9 @@ class Conversation(ChatState):
         turns_per_minute: int = 0,
         clock: Callable[[], float] = time.monotonic,
         on_free: Callable[[], None] = lambda: None,
+        on_activated: Callable[[float], None] = lambda seconds: None,
     ) -> None:
-        super().__init__(chat_id, store)
+        super().__init__(chat_id, store, on_activated)
         self._rate = RateLimit(turns_per_minute)
         self._clock = clock
         self._slot = TurnSlot(turn_timeout, on_change=on_free)

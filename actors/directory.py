@@ -13,6 +13,7 @@ from typing import Any
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayTaskError
 
+from actors import metrics
 from actors.actor import ActorConfig, ConversationActor
 from actors.liveset import LiveSet
 from actors.names import actor_name
@@ -68,6 +69,7 @@ class ChatDirectory:
         for actor in named:
             if actor["namespace"] == self._config.namespace and actor["name"].startswith(prefix):
                 self._live.add(actor["name"].removeprefix(prefix), 0.0)  # least recently used
+        metrics.set_live_conversations(len(self._live))
 
     async def admit(self, chat_id: str, config: ActorConfig, dead: str | None = None) -> Any:
         """The chat's actor, activated with `config` if need be; ResourceExhausted if no room comes.
@@ -79,6 +81,7 @@ class ChatDirectory:
         async with self._exclusive(chat_id):
             await self._make_room(chat_id)
             self._live.add(chat_id, time.monotonic())
+            metrics.set_live_conversations(len(self._live))
             handle = self._handles.get(chat_id)
             if handle is None or actor_id(handle) == dead:
                 handle = await self._activate(chat_id, config, dead)
@@ -117,7 +120,7 @@ class ChatDirectory:
 
     async def passivate(self, chat_id: str) -> bool:
         """End the chat's activation if it is idle (asked by the actor when it has been idle long)."""
-        return await self._try_passivate(chat_id)
+        return await self._try_passivate(chat_id, "idle")
 
     def live_chats(self) -> list[str]:
         """Live chats, least recently used first."""
@@ -125,23 +128,23 @@ class ChatDirectory:
 
     async def passivate_all(self) -> int:
         """Passivate every idle live chat (at shutdown); returns how many went."""
-        gone = await asyncio.gather(*(self._try_passivate(c) for c in self.live_chats()))
+        gone = await asyncio.gather(*(self._try_passivate(c, "shutdown") for c in self.live_chats()))
         return sum(gone)
 
     async def _evict_one(self) -> bool:
         candidates = self._live.candidates(time.monotonic(), self._config.evict_grace_seconds)
         for chat_id in candidates[:TRIES_PER_ROUND]:
-            if await self._try_passivate(chat_id):
+            if await self._try_passivate(chat_id, "room"):
                 log.info("passivated chat %s to make room", chat_id)
                 return True
         return False
 
-    async def _try_passivate(self, chat_id: str) -> bool:
+    async def _try_passivate(self, chat_id: str, reason: str) -> bool:
         """Passivate the chat unless it is being activated or passivated already (then False)."""
         if chat_id in self._locks:
             return False
         async with self._exclusive(chat_id):  # free, so taken at once
-            gone = await self._passivate(chat_id)
+            gone = await self._passivate(chat_id, reason)
             if gone:
                 self._forget(chat_id)
         return gone
@@ -164,8 +167,9 @@ class ChatDirectory:
         self._handles.pop(chat_id, None)
         if self._live.remove(chat_id):
             self._freed.set()
+            metrics.set_live_conversations(len(self._live))
 
-    async def _passivate(self, chat_id: str) -> bool:
+    async def _passivate(self, chat_id: str, reason: str) -> bool:
         """Ask the chat's actor to passivate, then end it: True once it is gone, False if busy."""
         name = actor_name(chat_id)
         handle: Any = self._handles.get(chat_id)
@@ -175,7 +179,8 @@ class ChatDirectory:
             except ValueError:
                 return True  # no actor by that name: nothing is running
         try:
-            going = bool(await asyncio.wait_for(handle.passivate.remote(), PASSIVATE_TIMEOUT_SECONDS))
+            asked = handle.passivate.remote(reason)
+            going = bool(await asyncio.wait_for(asked, PASSIVATE_TIMEOUT_SECONDS))
         except ActorDiedError:
             going = True  # it died on its own; killing it again is harmless and frees the name
         except RayTaskError as exc:
@@ -216,6 +221,7 @@ def _get_or_create(chat_id: str, config: ActorConfig) -> Any:
         namespace=config.namespace,
         get_if_exists=True,
         lifetime="detached",
+        scheduling_strategy="SPREAD",  # conversations spread over the cluster's nodes
     ).remote(chat_id, config)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 
 from actors.protocol import NewChat, TurnPlan, WindowInfo
 from actors.window import Entry, Window, WindowError
@@ -21,9 +23,12 @@ def chat_title(content: str) -> str:
 class ChatState:
     """What one activation knows of its chat; loaded from the store, changed only after a write succeeds."""
 
-    def __init__(self, chat_id: str, store: ChatStore) -> None:
+    def __init__(
+        self, chat_id: str, store: ChatStore, on_activated: Callable[[float], None] = lambda seconds: None
+    ) -> None:
         self.chat_id = chat_id
         self._store = store
+        self._on_activated = on_activated  # told how long each activation took (a metric)
         self._active = False
         self.chat: ChatRecord | None = None
         self.window: Window | None = None
@@ -33,10 +38,12 @@ class ChatState:
 
     async def activate(self) -> None:
         """Load the chat and its non-erased messages; the window is rebuilt exactly."""
+        started = time.monotonic()
         chat = await self._store.get_chat(self.chat_id)
         records = await self._store.list_messages(self.chat_id) if chat else []
         self._load(chat, records)
         self._active = True
+        self._on_activated(time.monotonic() - started)
 
     def _load(self, chat: ChatRecord | None, records: list[MessageRecord]) -> None:
         self.chat = chat

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
+from gateways import logs
 from gateways.settings import ENV_VARS, SettingsError, load, read_dotenv
 from store.errors import ChatServiceError
 
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"chatservice: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
     try:
         if args.command == "migrate":
             from store.migrate import migrate

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import openai
 
 from actors.protocol import TurnPlan
+from gateways import metrics
 from store.errors import (
     ChatServiceError,
     FailedPrecondition,
@@ -85,6 +86,30 @@ def translate(exc: Exception) -> ChatServiceError:
 BROKE_OFF = "the LLM's answer broke off mid-way (the part received is kept); retry"
 
 
+def error_kind(exc: Exception) -> str:
+    """A short label for an SDK or transport error, for the LLM error metric."""
+    kinds: tuple[tuple[type[Exception] | tuple[type[Exception], ...], str], ...] = (
+        (openai.RateLimitError, "rate_limited"),
+        ((openai.AuthenticationError, openai.PermissionDeniedError), "auth"),
+        (openai.NotFoundError, "not_found"),
+        ((openai.BadRequestError, openai.UnprocessableEntityError), "bad_request"),
+        (openai.APITimeoutError, "timeout"),
+        (openai.APIConnectionError, "connection"),
+    )
+    for types, kind in kinds:
+        if isinstance(exc, types):
+            return kind
+    if isinstance(exc, openai.APIStatusError):
+        return "client_error" if exc.status_code < 500 else "server_error"
+    return "stream_broken"
+
+
+def failed(exc: Exception) -> ChatServiceError:
+    """Count the failure, then translate it."""
+    metrics.llm_error(error_kind(exc))
+    return translate(exc)
+
+
 class OpenAIChat:
     """Any OpenAI-compatible server through AsyncOpenAI; the SDK retries 429/5xx before we see them."""
 
@@ -102,7 +127,7 @@ class OpenAIChat:
         try:
             stream = await self._client.chat.completions.create(**request_args(plan))
         except Exception as exc:
-            raise translate(exc) from exc
+            raise failed(exc) from exc
         reason, usage = "stop", None
         # Leaving this block (finished, failed or cancelled) closes the HTTP response, so a
         # client that goes away stops the generation it was paying for.
@@ -122,10 +147,9 @@ class OpenAIChat:
                 # A stream that breaks mid-way raises the SDK's connection error or the
                 # transport's own exception, by SDK version: either way the answer broke off.
                 if isinstance(exc, openai.APIStatusError | openai.APITimeoutError):
-                    raise translate(exc) from exc
-                raise Unavailable(
-                    "the LLM's answer broke off mid-way (the part received is kept); retry"
-                ) from exc
+                    raise failed(exc) from exc
+                metrics.llm_error("stream_broken")
+                raise Unavailable(BROKE_OFF) from exc
         prompt = usage.prompt_tokens if usage else None
         completion = usage.completion_tokens if usage else None
         yield Finish(reason, prompt, completion)

@@ -14,12 +14,14 @@ from aiohttp import web
 
 from actors.actor import ActorConfig
 from actors.registry import ChatRegistry
+from gateways import logs
 from gateways.capacity import live_chats_per_node
 from gateways.grpc import GrpcGateway
 from gateways.health import Readiness
 from gateways.http import create_app
 from gateways.llm import LLM, OpenAIChat
 from gateways.offline import OfflineResponder
+from gateways.raynode import RayInfo, alive_nodes, start_ray
 from gateways.service import ChatService
 from gateways.settings import Settings, SettingsError
 from store import ChatStore, open_store
@@ -45,20 +47,6 @@ class Runtime:
         await self.registry.close()
         await self.llm.close()
         await self.store.close()
-
-
-def start_ray(settings: Settings) -> str | None:
-    """Join RAY_ADDRESS, or start a local Ray; returns the dashboard URL when there is one."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    context = ray.init(
-        # Without RAY_ADDRESS, a Ray of our own, never a cluster that happens to run on this machine.
-        address=settings.ray_address or "local",
-        namespace=settings.ray_namespace,
-        logging_level=logging.WARNING,
-        configure_logging=False,
-    )
-    url = getattr(context, "dashboard_url", None)
-    return f"http://{url}" if url and not url.startswith("http") else url
 
 
 def build_llm(settings: Settings) -> LLM:
@@ -92,11 +80,6 @@ def build_runtime(
     return Runtime(settings, store, llm, registry, service, Readiness(store))
 
 
-def alive_nodes() -> int:
-    nodes: list[dict[str, object]] = ray.nodes()  # type: ignore[no-untyped-call]
-    return sum(1 for node in nodes if node.get("Alive"))
-
-
 async def prepare(settings: Settings) -> Runtime:
     """The runtime, with the live-chat cap checked against the database's max_connections."""
     store = open_store(settings.database, settings.db_pool_size)
@@ -115,14 +98,17 @@ async def prepare(settings: Settings) -> Runtime:
     return build_runtime(settings, cap, store)
 
 
-async def run_gateways(runtime: Runtime, started: float) -> None:
+async def run_gateways(runtime: Runtime, ray_info: RayInfo, started: float) -> None:
     """Serve HTTP and gRPC until SIGINT or SIGTERM, then stop accepting and finish what runs."""
     s = runtime.settings
+    grace = s.shutdown_grace_seconds
     grpc_gateway = GrpcGateway(s, runtime.service, runtime.readiness)
     grpc_port = await grpc_gateway.start()
     log.info("gRPC listening on %s:%s", s.host, grpc_port)
     app = create_app(s, runtime.service, runtime.readiness)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    # shutdown_timeout: at cleanup, running requests (JSON or SSE turns) get `grace` seconds to
+    # finish before they are cancelled, as gRPC streams do.
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=grace)
     await runner.setup()
     site = web.TCPSite(runner, s.host, s.web_port)
     await site.start()
@@ -133,20 +119,22 @@ async def run_gateways(runtime: Runtime, started: float) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("stopping (running gRPC streams get %.0f s to finish)", s.grpc_grace_seconds)
-    await asyncio.gather(grpc_gateway.stop(s.grpc_grace_seconds), runner.cleanup())
+    log.info("stopping: new requests are refused, running turns get %.0f s to finish", grace)
+    await asyncio.gather(grpc_gateway.stop(grace), runner.cleanup())
 
 
-async def run(settings: Settings, started: float) -> None:
+async def run(settings: Settings, ray_info: RayInfo, started: float) -> None:
     runtime = await prepare(settings)
     try:
-        await run_gateways(runtime, started)
+        await run_gateways(runtime, ray_info, started)
     finally:
-        if settings.ray_address is None:
+        if ray_info.owned:
             # This process started Ray, so its actors end with it: let each close its connection.
+            # A gateway that joined a cluster (RAY_ADDRESS) leaves the shared actors alone.
             passivated = await runtime.registry.passivate_all()
             log.info("passivated %d conversation actor(s)", passivated)
         await runtime.close()
+        log.info("stopped")
 
 
 def serve(settings: Settings) -> None:
@@ -157,10 +145,16 @@ def serve(settings: Settings) -> None:
     applied = asyncio.run(migrate(settings.database))
     if applied:
         log.info("database schema migrated to version %d", applied[-1])
-    dashboard = start_ray(settings)
-    if dashboard:
-        log.info("Ray dashboard: %s", dashboard)
+    ray_info = start_ray(settings)
+    if ray_info.log_dir is not None:
+        path = ray_info.log_dir / f"chatservice-gateway-{os.getpid()}.log"
+        logs.add_file(path, settings.log_format)
+        log.info("gateway log: %s (also in the Ray dashboard's Logs view)", path)
+    if ray_info.dashboard_url:
+        log.info("Ray dashboard: %s", ray_info.dashboard_url)
+    if ray_info.metrics_url:
+        log.info("Ray metrics (Prometheus): %s", ray_info.metrics_url)
     try:
-        asyncio.run(run(settings, started))
+        asyncio.run(run(settings, ray_info, started))
     finally:
         ray.shutdown()

@@ -8,16 +8,17 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
 from actors.ratelimit import KeyedRateLimit
 from actors.registry import ChatRegistry
-from gateways import paging
+from gateways import logs, paging
+from gateways.events import TurnDelta, TurnEvent, TurnFinished, TurnStarted
 from gateways.ids import check_chat_id, check_user_id, new_chat_id
 from gateways.llm import LLM, Delta, Finish
 from gateways.params import ChatOverrides, apply_overrides, check_system_prompt
+from gateways.report import TurnReport
 from gateways.settings import Settings
 from gateways.tokenizer import tokenizer_for
 from store.base import ChatCursor, ChatStore
@@ -37,33 +38,6 @@ T = TypeVar("T")
 log = logging.getLogger("chatservice.service")
 # How long the end of a turn is retried while the store is unreachable, before giving up.
 STORE_RETRY_SECONDS = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class TurnStarted:
-    chat_id: str
-    user_message_id: int
-    created: bool
-    evicted: int
-    window: WindowInfo
-
-
-@dataclass(frozen=True, slots=True)
-class TurnDelta:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class TurnFinished:
-    assistant_message_id: int | None
-    finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
-    evicted: int
-    window: WindowInfo
-
-
-TurnEvent = TurnStarted | TurnDelta | TurnFinished
 
 
 class ChatService:
@@ -106,11 +80,19 @@ class ChatService:
         self, user_id: str, chat_id: str | None, content: str, *, create_missing: bool = True
     ) -> AsyncGenerator[TurnEvent, None]:
         """Run one turn: the start, the answer's deltas, then the end (or an error)."""
-        check_user_id(user_id)
-        chat_id = check_chat_id(chat_id) if chat_id else new_chat_id()
-        self.check_content(content)
-        self._check_user_rate(user_id)
-        plan = await self._begin(user_id, chat_id, content, create_missing)
+        report = TurnReport(self._settings.log_content)
+        try:
+            check_user_id(user_id)
+            chat_id = check_chat_id(chat_id) if chat_id else new_chat_id()
+            turn_id = uuid.uuid4().hex
+            logs.bind(chat_id=chat_id, turn_id=turn_id)
+            self.check_content(content)
+            self._check_user_rate(user_id)
+            plan = await self._begin(user_id, chat_id, content, create_missing, turn_id)
+        except BaseException as exc:
+            report.not_begun(exc)
+            raise
+        report.begun(plan, content)
         yield TurnStarted(chat_id, plan.user_message_id, plan.created, plan.evicted, plan.window)
         parts: list[str] = []
         finish = Finish("stop")
@@ -120,19 +102,30 @@ class ChatService:
             async with aclosing(self._llm.stream(plan)) as stream:
                 async for event in stream:
                     if isinstance(event, Delta):
+                        report.token()
                         parts.append(event.text)
                         yield TurnDelta(event.text)
                     else:
                         finish = event
-        except ChatServiceError:
+        except ChatServiceError as exc:
             await self._abort(chat_id, plan, "".join(parts), "error")
+            report.llm_failed(exc)
             raise
         except BaseException:
             # Cancelled or abandoned by the client: free the chat without waiting for it.
             self._spawn(self._abort(chat_id, plan, "".join(parts), "cancelled"))
+            report.cancelled()
             raise
-        result = await self._complete(chat_id, plan, "".join(parts), finish.reason)
-        yield self._finished(plan, result, "".join(parts), finish)
+        try:
+            result = await self._complete(chat_id, plan, "".join(parts), finish.reason)
+        except BaseException as exc:
+            report.not_stored(exc)
+            raise
+        finished = self._finished(plan, result, "".join(parts), finish)
+        report.completed(
+            finished.finish_reason, finished.prompt_tokens, finished.completion_tokens, "".join(parts)
+        )
+        yield finished
 
     async def answer(self, user_id: str, chat_id: str | None, content: str) -> tuple[str, str]:
         """Run a turn to the end: (chat_id, the whole answer)."""
@@ -154,9 +147,10 @@ class ChatService:
                 f"wait {wait:.0f} s before the next one"
             )
 
-    async def _begin(self, user_id: str, chat_id: str, content: str, create_missing: bool) -> TurnPlan:
+    async def _begin(
+        self, user_id: str, chat_id: str, content: str, create_missing: bool, turn_id: str
+    ) -> TurnPlan:
         model = self._models.get(chat_id, self._settings.default_params.model)
-        turn_id = uuid.uuid4().hex
         create = self.new_chat() if create_missing else None
         for _ in range(3):
             tokens = tokenizer_for(model).count_message("user", content)

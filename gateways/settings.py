@@ -16,6 +16,7 @@ from store.records import ChatParams
 from store.url import DatabaseURL
 
 T = TypeVar("T")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 class SettingsError(ValueError):
@@ -33,7 +34,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("HOST", "127.0.0.1", "interface to bind; anything but loopback requires AUTH_TOKEN"),
     EnvVar("WEB_SERVER_PORT", "8080", "HTTP port (JSON API, SSE, Twilio webhook)"),
     EnvVar("GRPC_SERVER_PORT", "50051", "gRPC port"),
-    EnvVar("GRPC_GRACE_SECONDS", "10", "at shutdown, running gRPC streams get this long to finish"),
+    EnvVar("SHUTDOWN_GRACE_SECONDS", "10", "at SIGTERM, running HTTP and gRPC turns get this long to finish"),
+    EnvVar("GRPC_GRACE_SECONDS", "(none)", "older name of SHUTDOWN_GRACE_SECONDS, still accepted"),
     EnvVar("AUTH_TOKEN", "(none)", "token clients send as 'Authorization: <token>' or 'Bearer <token>'"),
     EnvVar("OPENAI_API_KEY", "(none)", "LLM API key; unset = the built-in offline responder"),
     EnvVar("OPENAI_BASE_URL", "(OpenAI)", "any OpenAI-compatible server, e.g. http://localhost:8000/v1"),
@@ -72,6 +74,9 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("MAX_MESSAGE_CHARS", "100000", "longest user message accepted"),
     EnvVar("MAX_BODY_BYTES", "1048576", "largest HTTP request body accepted"),
     EnvVar("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    EnvVar("LOG_FORMAT", "text", "text, or json (one JSON object a line)"),
+    EnvVar("LOG_CONTENT", "0", "1 = log user messages and answers at INFO (never logged otherwise)"),
+    EnvVar("METRICS_EXPORT_PORT", "(any free port)", "Prometheus port of the local Ray serve starts"),
     EnvVar("PUBLIC_URL", "(as requested)", "the service's public base URL, e.g. https://chat.example.com"),
     EnvVar("TWILIO_AUTH_TOKEN", "(none)", "verifies X-Twilio-Signature; unset = no WhatsApp webhook"),
     EnvVar("TWILIO_ACCOUNT_SID", "(none)", "sends answers that miss the reply budget via the REST API"),
@@ -98,7 +103,10 @@ class Settings:
     max_message_chars: int
     max_body_bytes: int
     log_level: str
-    grpc_grace_seconds: float = 10.0
+    shutdown_grace_seconds: float = 10.0
+    log_format: str = "text"
+    log_content: bool = False
+    metrics_export_port: int | None = None
     public_url: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
     twilio_account_sid: str | None = None
@@ -132,7 +140,10 @@ class Settings:
             max_message_chars=r.number("MAX_MESSAGE_CHARS", int, 100_000, 1, 10_000_000),
             max_body_bytes=r.number("MAX_BODY_BYTES", int, 1 << 20, 1024, 1 << 30),
             log_level=_log_level(r),
-            grpc_grace_seconds=r.number("GRPC_GRACE_SECONDS", float, 10.0, 0.0, 3600.0),
+            shutdown_grace_seconds=_grace(r),
+            log_format=_choice(r, "LOG_FORMAT", ("text", "json")),
+            log_content=r.flag("LOG_CONTENT"),
+            metrics_export_port=r.optional("METRICS_EXPORT_PORT", int, 1, 65535),
             public_url=_http_url(r, "PUBLIC_URL"),
             twilio_auth_token=r.text("TWILIO_AUTH_TOKEN"),
             twilio_account_sid=r.text("TWILIO_ACCOUNT_SID"),
@@ -191,6 +202,12 @@ class _Reader:
     def number(self, key: str, kind: Callable[[str], T], default: T, lo: T, hi: T) -> T:
         value = self.optional(key, kind, lo, hi)
         return default if value is None else value
+
+    def flag(self, key: str) -> bool:
+        text = (self.text(key) or "0").lower()
+        if text not in _TRUE + _FALSE:
+            raise SettingsError(f"{key}={text!r}: must be 1 or 0 (true/false, yes/no, on/off)")
+        return text in _TRUE
 
     def optional(self, key: str, kind: Callable[[str], T], lo: T, hi: T) -> T | None:
         text = self.text(key)
@@ -264,6 +281,19 @@ def _database(r: _Reader) -> DatabaseURL:
         password=r.raw("DB_PASSWORD", ""),
         database=r.text("DB_NAME") or "chatservice",
     )
+
+
+def _grace(r: _Reader) -> float:
+    # GRPC_GRACE_SECONDS is the older name, from when only gRPC streams were drained.
+    key = "SHUTDOWN_GRACE_SECONDS" if r.text("SHUTDOWN_GRACE_SECONDS") is not None else "GRPC_GRACE_SECONDS"
+    return r.number(key, float, 10.0, 0.0, 3600.0)
+
+
+def _choice(r: _Reader, key: str, choices: tuple[str, ...]) -> str:
+    value = (r.text(key) or choices[0]).lower()
+    if value not in choices:
+        raise SettingsError(f"{key}={value!r}: must be {' or '.join(choices)}")
+    return value
 
 
 def _log_level(r: _Reader) -> str:

@@ -9,6 +9,7 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 
+from gateways import logs
 from gateways.grpc_errors import grpc_status
 from store.errors import ChatServiceError
 
@@ -17,6 +18,7 @@ S = TypeVar("S")
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 Method = Callable[[S, Req, Any], Awaitable[Resp]]
+REQUEST_ID_KEY = "x-request-id"
 INTERNAL = "the chat service failed unexpectedly; retry, and report it if it keeps happening"
 
 
@@ -26,11 +28,20 @@ async def abort(context: Any, exc: ChatServiceError) -> NoReturn:
     raise AssertionError("context.abort returned")
 
 
+async def _request_id(context: Any) -> None:
+    """The caller's x-request-id metadata (or a new id) on this call's log lines, and sent back."""
+    offered = next((v for k, v in context.invocation_metadata() or () if k == REQUEST_ID_KEY), None)
+    rid = logs.request_id(offered if isinstance(offered, str) else None)
+    logs.bind(request_id=rid, chat_id=None, turn_id=None)
+    await context.send_initial_metadata(((REQUEST_ID_KEY, rid),))
+
+
 def translated(method: Method[S, Req, Resp]) -> Method[S, Req, Resp]:
     """Wrap a servicer method so that any error reaches the client as a proper status."""
 
     @functools.wraps(method)
     async def wrapper(self: S, request: Req, context: Any) -> Resp:
+        await _request_id(context)
         try:
             return await method(self, request, context)
         except grpc.aio.AbortError:

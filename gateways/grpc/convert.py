@@ -7,9 +7,9 @@ from datetime import datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from actors.protocol import WindowInfo
+from gateways.events import TurnDelta, TurnEvent, TurnFinished, TurnStarted
 from gateways.grpc.gen.chatservice.v1 import chat_service_pb2 as pb
 from gateways.params import ChatOverrides
-from gateways.service import TurnDelta, TurnEvent, TurnFinished, TurnStarted
 from store.records import ChatParams, ChatRecord, ChatStatus, MessageRecord, MessageStatus, Role
 
 FINISH = {

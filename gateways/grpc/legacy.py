@@ -5,9 +5,10 @@ from __future__ import annotations
 from contextlib import aclosing
 from typing import Any
 
+from gateways.events import TurnDelta, TurnStarted
 from gateways.grpc.calls import translated
 from gateways.grpc.gen import chat_pb2
-from gateways.service import ChatService, TurnDelta, TurnStarted
+from gateways.service import ChatService
 
 SERVICE_NAME = chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name
 

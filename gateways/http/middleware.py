@@ -7,6 +7,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateways import logs
 from gateways.auth import token_matches
 from gateways.http.keys import SETTINGS
 from gateways.http_errors import error_body, http_status
@@ -14,6 +15,24 @@ from store.errors import ChatServiceError, InvalidArgument, MessageTooLarge, Una
 
 log = logging.getLogger("chatservice.http")
 PUBLIC = web.AppKey("public_paths", frozenset[str])
+REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID = web.RequestKey("request_id", str)
+
+
+@web.middleware
+async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The caller's X-Request-Id (or a new one) on every log line of this request, and echoed back."""
+    rid = logs.request_id(request.headers.get(REQUEST_ID_HEADER))
+    request[REQUEST_ID] = rid
+    logs.bind(request_id=rid, chat_id=None, turn_id=None)
+    return await handler(request)
+
+
+async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: runs for streamed (SSE) responses too, before their headers go out."""
+    rid = request.get(REQUEST_ID)
+    if rid is not None:
+        response.headers[REQUEST_ID_HEADER] = rid
 
 
 @web.middleware

@@ -12,10 +12,11 @@ from importlib import resources
 
 from aiohttp import web
 
+from gateways.events import TurnDelta, TurnFinished, TurnStarted
 from gateways.http import shapes, sse
 from gateways.http.keys import SERVICE
 from gateways.http.middleware import read_json, text_field
-from gateways.service import ChatService, TurnDelta, TurnFinished, TurnStarted
+from gateways.service import ChatService
 from store.errors import InvalidArgument
 
 routes = web.RouteTableDef()

@@ -97,6 +97,10 @@ def test_with_no_configuration_it_answers_offline_on_sqlite_and_survives_a_resta
         )
         assert status == 200 and first["content"].startswith("[offline]")
         assert "OPENAI_API_KEY is not set" in serve.output()
+        # Its own Ray: the dashboard, the Prometheus endpoint and the log in Ray's log directory.
+        assert "Ray dashboard: http://127.0.0.1:" in serve.output()
+        assert "Ray metrics (Prometheus): http://" in serve.output()
+        assert "chatservice-gateway-" in serve.output()
     assert (tmp_path / "chatservice.db").exists()
     with ServeProcess({}, cwd=tmp_path) as serve:
         status, again = post(

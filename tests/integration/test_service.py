@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from gateways.events import TurnDelta, TurnFinished, TurnStarted
 from gateways.params import ChatOverrides
 from gateways.server import Runtime, build_runtime
-from gateways.service import ChatService, TurnDelta, TurnFinished, TurnStarted
+from gateways.service import ChatService
 from gateways.settings import Settings
 from store import DatabaseURL
 from store.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted

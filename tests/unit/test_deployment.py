@@ -109,3 +109,11 @@ def test_cluster_yaml_is_valid_for_rays_cluster_launcher() -> None:
     assert "--dashboard-host=0.0.0.0" in head and "--metrics-export-port" in head
     assert "chatservice serve" in head
     assert any("pip install" in c for c in config["setup_commands"])
+
+
+def test_compose_gives_running_turns_their_grace_before_docker_kills_the_service() -> None:
+    env = service_env("chatservice", {"AUTH_TOKEN": "t", "RAY_AUTH_TOKEN": "r"})
+    grace = Settings.from_env(env).shutdown_grace_seconds
+    stop = COMPOSE["services"]["chatservice"]["stop_grace_period"]
+    assert stop.endswith("s") and grace + 5 <= float(stop[:-1])
+    assert "exec chatservice serve" in " ".join(COMPOSE["services"]["chatservice"]["command"])  # gets SIGTERM

@@ -84,6 +84,11 @@ def test_database_url_wins_over_db_parts() -> None:
         ({"DATABASE_URL": "postgres://x/y"}, "DATABASE_URL"),
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
         ({"HOST": "0.0.0.0"}, "HOST"),
+        ({"SHUTDOWN_GRACE_SECONDS": "-1"}, "SHUTDOWN_GRACE_SECONDS"),
+        ({"GRPC_GRACE_SECONDS": "soon"}, "GRPC_GRACE_SECONDS"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"LOG_CONTENT": "maybe"}, "LOG_CONTENT"),
+        ({"METRICS_EXPORT_PORT": "70000"}, "METRICS_EXPORT_PORT"),
     ],
 )
 def test_a_bad_value_is_a_one_line_error_naming_the_key(env: dict[str, str], key: str) -> None:
@@ -123,3 +128,28 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [v.key for v in ENV_VARS if f"`{v.key}`" not in readme]
     assert not missing, f"README does not document {missing}"
+
+
+def test_operations_settings_default_to_quiet_text_logs_and_a_ten_second_grace() -> None:
+    s = settings()
+    assert (s.log_format, s.log_content, s.shutdown_grace_seconds, s.metrics_export_port) == (
+        "text",
+        False,
+        10.0,
+        None,
+    )
+    s = settings(
+        LOG_FORMAT="JSON", LOG_CONTENT="yes", SHUTDOWN_GRACE_SECONDS="2.5", METRICS_EXPORT_PORT="9100"
+    )
+    assert (s.log_format, s.log_content, s.shutdown_grace_seconds, s.metrics_export_port) == (
+        "json",
+        True,
+        2.5,
+        9100,
+    )
+    assert settings(LOG_CONTENT="0").log_content is False
+
+
+def test_the_older_grpc_grace_name_is_still_accepted_and_the_new_one_wins() -> None:
+    assert settings(GRPC_GRACE_SECONDS="30").shutdown_grace_seconds == 30.0
+    assert settings(GRPC_GRACE_SECONDS="30", SHUTDOWN_GRACE_SECONDS="5").shutdown_grace_seconds == 5.0
