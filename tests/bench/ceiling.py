@@ -36,7 +36,7 @@ async def _rate(call: Any, workers: int, seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
-async def ray_ceiling(address: str, seconds: float) -> dict[str, Any]:
+async def ray_ceiling(address: str, seconds: float, n_actors: int) -> dict[str, Any]:
     """A no-op call on an async actor (like a conversation actor): round trip, then calls/s."""
     import ray
 
@@ -47,7 +47,7 @@ async def ray_ceiling(address: str, seconds: float) -> dict[str, Any]:
         async def ping(self) -> None:
             return None
 
-    actors = [NoOp.remote() for _ in range(8)]  # type: ignore[attr-defined]
+    actors = [NoOp.remote() for _ in range(n_actors)]  # type: ignore[attr-defined]
     await asyncio.gather(*(a.ping.remote() for a in actors))
     one = actors[0]
     for _ in range(50):
@@ -65,7 +65,8 @@ async def ray_ceiling(address: str, seconds: float) -> dict[str, Any]:
     return {
         "round_trip": _summary(samples),
         "calls_per_s_one_actor": one_actor,
-        "calls_per_s_8_actors": many,
+        "actors": n_actors,
+        "calls_per_s_many_actors": many,
         "calls_per_s": max(one_actor, many),
     }
 

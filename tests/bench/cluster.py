@@ -43,7 +43,7 @@ class RayHead:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def start(self, timeout: float = 90.0) -> RayHead:
+    def start(self, timeout: float = 240.0) -> RayHead:
         ray_cli = Path(sys.executable).with_name("ray")
         ports = {
             "--port": self.port,
@@ -61,7 +61,7 @@ class RayHead:
         # A temp dir of its own: `ray start` records its address in the temp dir, and a bare
         # ray.init() anywhere on the machine would join a head recorded in the shared one.
         args += ["--include-dashboard", "true", "--disable-usage-stats", f"--temp-dir={self.temp_dir}"]
-        env = {**os.environ, **RAY_ENV}
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | RAY_ENV
         with self.log.open("ab") as out:
             # A session of its own: stopping the head signals the whole group it started.
             self.proc = subprocess.Popen(
@@ -149,6 +149,19 @@ class ProcessTree:
                 continue
         return list(found.values())
 
+    def cpu_by_kind(self) -> dict[str, float]:
+        """CPU seconds so far, grouped: the gateway (the roots' first), conversation actors, Ray's own."""
+        out: dict[str, float] = {}
+        for p in self.processes():
+            try:
+                with p.oneshot():
+                    t = p.cpu_times()
+                    kind = _kind(p, self.roots[0])
+            except psutil.Error:
+                continue
+            out[kind] = out.get(kind, 0.0) + t.user + t.system
+        return out
+
     def usage(self) -> Usage:
         cpu, rss, n = 0.0, 0, 0
         for p in self.processes():
@@ -161,6 +174,20 @@ class ProcessTree:
             except psutil.Error:
                 continue
         return Usage(cpu, rss, n)
+
+
+def _kind(p: psutil.Process, gateway: int) -> str:
+    if p.pid == gateway:
+        return "gateway"
+    name = p.name()
+    if name in ("raylet", "gcs_server"):
+        return name
+    title = " ".join(p.cmdline()[:1])
+    if CONVERSATION_CLASS in title or title.startswith("ray::chat:"):
+        return "conversation actors"
+    if title.startswith("ray::IDLE"):
+        return "idle Ray workers"
+    return "other Ray processes"
 
 
 def rss_of(pids: Iterable[int]) -> list[dict[str, int]]:

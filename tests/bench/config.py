@@ -40,6 +40,7 @@ class BenchConfig:
     memory_max: int = 300
     idle_seconds: float = 2.0  # CHAT_IDLE_SECONDS of the served process that measures cold activation
     ceiling_seconds: float = 3.0
+    ceiling_actors: int = 8
     baseline_pool: int = 16
     database_url: str = field(default_factory=bench_database)
     out: Path = RESULTS
@@ -53,18 +54,19 @@ class BenchConfig:
 def smoke(**overrides: object) -> BenchConfig:
     """Seconds, small numbers: checks that every figure is produced, not what it is."""
     base = BenchConfig(
-        concurrency=(1, 4),
-        warmup=0.3,
-        duration=1.0,
+        concurrency=(2,),
+        warmup=0.2,
+        duration=0.8,
         history=20,
         baseline_histories=(10, 20),
         overhead_llm=Profile(ttft=0.02, token_delay=0.002, words=10),
         cold_chats=1,
         cold_histories=(10, 50),
-        memory_counts=(1, 2),
-        memory_max=4,
+        memory_counts=(1,),
+        memory_max=2,
         idle_seconds=1.0,
-        ceiling_seconds=0.3,
+        ceiling_seconds=0.2,
+        ceiling_actors=2,
         baseline_pool=4,
         smoke=True,
     )

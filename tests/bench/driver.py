@@ -97,7 +97,7 @@ async def ceiling(cmd: dict[str, Any]) -> dict[str, Any]:
     from tests.bench.ceiling import db_ceiling, ray_ceiling
 
     return {
-        "ray": await ray_ceiling(cmd["ray_address"], float(cmd["seconds"])),
+        "ray": await ray_ceiling(cmd["ray_address"], float(cmd["seconds"]), int(cmd["actors"])),
         "mariadb": await db_ceiling(cmd["database_url"], float(cmd["seconds"])),
     }
 

@@ -207,7 +207,7 @@ def _cold_memory_ceiling(results: dict[str, Any]) -> list[str]:
         "## This machine's ceiling (same run)",
         "",
         f"- Ray no-op actor call: round trip p50 {ray['round_trip']['p50_ms']:.2f} ms; {ray['calls_per_s_one_actor']:,.0f} "
-        f"calls/s on one actor, {ray['calls_per_s_8_actors']:,.0f} calls/s over 8 actors.",
+        f"calls/s on one actor, {ray['calls_per_s_many_actors']:,.0f} calls/s over {ray['actors']} actors.",
         f"- MariaDB INSERT + COMMIT: round trip p50 {db['insert_commit']['p50_ms']:.2f} ms; "
         f"{db['commits_per_s_8_connections']:,.0f} commits/s over 8 connections.",
     ]

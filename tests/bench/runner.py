@@ -47,6 +47,16 @@ async def fresh_database(url: str) -> None:
     await baseline.create_tables(url)
 
 
+@contextlib.contextmanager
+def served(env: dict[str, str]) -> Iterator[ServeProcess]:
+    """`chatservice serve`, given time to start on a busy machine."""
+    serve = ServeProcess(env).start(timeout=240)
+    try:
+        yield serve
+    finally:
+        serve.stop()
+
+
 class Bench:
     def __init__(self, cfg: BenchConfig) -> None:
         self.cfg = cfg
@@ -74,6 +84,7 @@ class Bench:
             "MODEL_MAX_TOKENS": str(self.context_tokens),
             "MAX_TOKENS": str(self.cfg.max_tokens),
             "LOG_LEVEL": "WARNING",
+            "GRPC_GRACE_SECONDS": "1",  # the harness stops it only when no stream is running
         }
 
     def settings(self, idle_seconds: float) -> Settings:
@@ -123,14 +134,11 @@ class Bench:
         assert self.driver is not None
         self.llm.configure(profile)
         driver_tree = ProcessTree([self.driver.pid])
-        marks: dict[str, tuple[float, float, float]] = {}
+        marks: dict[str, tuple[dict[str, float], float, float]] = {}
 
         def mark(name: str) -> None:
-            marks[name] = (
-                service.usage().cpu_seconds if service else 0.0,
-                self._llm_cpu(),
-                driver_tree.usage().cpu_seconds,
-            )
+            kinds = service.cpu_by_kind() if service else {}
+            marks[name] = (kinds, self._llm_cpu(), driver_tree.usage().cpu_seconds)
 
         cmd = {
             "cmd": "phase",
@@ -145,12 +153,17 @@ class Bench:
         summary = summarize(self.driver.run(cmd, mark), profile)
         turns = max(1, summary["turns"])
         start, end = marks["window_start"], marks["window_end"]
+        by_kind = {k: (v - start[0].get(k, 0.0)) * 1000 / turns for k, v in end[0].items()}
+        service_ms = sum(by_kind.values()) if service else None
         summary["cpu_ms_per_turn"] = {
-            "service": (end[0] - start[0]) * 1000 / turns if service else None,
+            "service": service_ms,
+            "service_by_process": by_kind,
             "test_llm": (end[1] - start[1]) * 1000 / turns,
             "driver": (end[2] - start[2]) * 1000 / turns,
         }
-        summary["cpu_cores_busy_service"] = (end[0] - start[0]) / self.cfg.duration if service else None
+        summary["cpu_cores_busy_service"] = (
+            service_ms * summary["turns"] / 1000 / self.cfg.duration if service_ms is not None else None
+        )
         row = {"target": target, "concurrency": concurrency, **extra, **summary}
         log(
             f"{target:<12} c={concurrency:<4} {summary['turns_per_s']:8.1f} turns/s  ttft p50 "
@@ -196,7 +209,7 @@ class Bench:
             self.seed()
             self.results["cold_activation"] = self.cold_activation()
             settings = self.settings(3600)
-            with ServeProcess(self.serve_env(3600)) as serve:
+            with served(self.serve_env(3600)) as serve:
                 assert self.head is not None
                 service = ProcessTree([serve.proc.pid, self.head.proc.pid])  # type: ignore[union-attr]
                 self.results["ceiling"] = self.ceiling()
@@ -211,11 +224,17 @@ class Bench:
                     cfg.baseline_pool,
                 )
                 try:
+                    # Its first request loads the tokenizer; the service's did during memory.
+                    self.touch(
+                        "baseline", chat_ids(f"base{cfg.baseline_histories[0]}", 1), self.urls(base=base), 1
+                    )
                     self.results["throughput"] = self.phases(cfg.throughput_llm, serve, service, base)
                     self.results["overhead"] = self.phases(cfg.overhead_llm, serve, service, base)
                 finally:
                     base.close()
+                log("stopping")
         self.results["meta"]["elapsed_s"] = time.monotonic() - started
+        self.results["meta"]["machine"]["load_average_at_end"] = os.getloadavg()
         return self.results
 
     def meta(self) -> dict[str, Any]:
@@ -228,6 +247,7 @@ class Bench:
                 "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
                 "python": platform.python_version(),
                 "platform": platform.platform(),
+                # The machine may be shared: a load far above its CPUs makes every figure pessimistic.
                 "load_average_at_start": os.getloadavg(),
             },
             "config": {
@@ -269,7 +289,7 @@ class Bench:
         log(f"cold activation (CHAT_IDLE_SECONDS={cfg.idle_seconds})")
         out: dict[str, Any] = {"idle_seconds": cfg.idle_seconds, "llm": cfg.throughput_llm.as_dict()}
         self.llm.configure(cfg.throughput_llm)
-        with ServeProcess(self.serve_env(cfg.idle_seconds)) as serve:
+        with served(self.serve_env(cfg.idle_seconds)) as serve:
             urls = self.urls(serve)
             for n in cfg.cold_histories:
                 chats = chat_ids(f"cold{n}", cfg.cold_chats)
@@ -299,6 +319,7 @@ class Bench:
             "ray_address": self.head.address,
             "database_url": self.cfg.database_url,
             "seconds": self.cfg.ceiling_seconds,
+            "actors": self.cfg.ceiling_actors,
         }
         result = self.driver.run(cmd)
         return {"ray": result["ray"], "mariadb": result["mariadb"]}
