@@ -61,6 +61,13 @@ async def ray_ceiling(address: str, seconds: float, n_actors: int) -> dict[str, 
     many = await _rate(lambda i: actors[i % len(actors)].ping.remote(), 64, seconds)
     for a in actors:
         ray.kill(a)
+    starts = []
+    for _ in range(3):  # what any activation pays before its own work: a new actor's first reply
+        t = time.perf_counter()
+        fresh = NoOp.remote()  # type: ignore[attr-defined]
+        await fresh.ping.remote()
+        starts.append(time.perf_counter() - t)
+        ray.kill(fresh)
     ray.shutdown()
     return {
         "round_trip": _summary(samples),
@@ -68,6 +75,7 @@ async def ray_ceiling(address: str, seconds: float, n_actors: int) -> dict[str, 
         "actors": n_actors,
         "calls_per_s_many_actors": many,
         "calls_per_s": max(one_actor, many),
+        "new_actor_first_reply": _summary(starts),
     }
 
 

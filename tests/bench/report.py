@@ -192,14 +192,15 @@ def _cold_memory_ceiling(results: dict[str, Any]) -> list[str]:
         "",
         f"## Memory (MAX_LIVE_CHATS: {mem['max_live_chats_setting'] or 'not a setting yet'})",
         "",
-        "| live chats | node RSS MB | actor RSS mean / max MB | actor USS mean MB | activations/s |",
-        "| --- | --- | --- | --- | --- |",
+        "| live chats | node RSS MB | actor RSS mean / max MB | actor USS mean MB | idle Ray worker RSS MB "
+        "| activations/s |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for p in mem["points"]:
         a = p["actor_rss_mb"] or {}
         lines.append(
             f"| {p['live_chats']} | {_f(p['node_rss_mb'], 0)} | {_f(a.get('mean'))} / {_f(a.get('max'))} "
-            f"| {_f(a.get('uss_mean'))} | {_f(p.get('activations_per_s'))} |"
+            f"| {_f(a.get('uss_mean'))} | {_f(p.get('idle_ray_worker_rss_mb'))} | {_f(p.get('activations_per_s'))} |"
         )
     ray, db = results["ceiling"]["ray"], results["ceiling"]["mariadb"]
     lines += [
@@ -207,7 +208,8 @@ def _cold_memory_ceiling(results: dict[str, Any]) -> list[str]:
         "## This machine's ceiling (same run)",
         "",
         f"- Ray no-op actor call: round trip p50 {ray['round_trip']['p50_ms']:.2f} ms; {ray['calls_per_s_one_actor']:,.0f} "
-        f"calls/s on one actor, {ray['calls_per_s_many_actors']:,.0f} calls/s over {ray['actors']} actors.",
+        f"calls/s on one actor, {ray['calls_per_s_many_actors']:,.0f} calls/s over {ray['actors']} actors; "
+        f"a new no-op actor's first reply {ray['new_actor_first_reply']['p50_ms']:,.0f} ms (p50 of 3).",
         f"- MariaDB INSERT + COMMIT: round trip p50 {db['insert_commit']['p50_ms']:.2f} ms; "
         f"{db['commits_per_s_8_connections']:,.0f} commits/s over 8 connections.",
     ]

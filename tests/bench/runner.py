@@ -29,6 +29,8 @@ from tests.bench.workload import chat_ids, history, seed_chats
 from tests.serve_process import ServeProcess
 
 MB = 1024 * 1024
+ACTOR_BUDGET_MB = 80  # what a live conversation actor may take, unshared, with room to spare
+CONNECTION_MARGIN = 30  # database connections left for whoever else uses the server
 
 
 def log(message: str) -> None:
@@ -47,6 +49,13 @@ async def fresh_database(url: str) -> None:
     await baseline.create_tables(url)
 
 
+def _title(p: psutil.Process) -> str:
+    try:
+        return " ".join(p.cmdline()[:1])
+    except psutil.Error:
+        return ""
+
+
 @contextlib.contextmanager
 def served(env: dict[str, str]) -> Iterator[ServeProcess]:
     """`chatservice serve`, given time to start on a busy machine."""
@@ -55,6 +64,19 @@ def served(env: dict[str, str]) -> Iterator[ServeProcess]:
         yield serve
     finally:
         serve.stop()
+
+
+async def connections(url: str) -> tuple[int, int]:
+    """The database server's max_connections, and how many are open now."""
+    u = DatabaseURL.parse(url)
+    conn = await asyncmy.connect(host=u.host, port=u.port, user=u.user, password=u.password, autocommit=True)
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT @@max_connections")
+        most = (await cur.fetchone())[0]
+        await cur.execute("SHOW STATUS LIKE 'Threads_connected'")
+        used = (await cur.fetchone())[1]
+    conn.close()
+    return int(most), int(used)
 
 
 class Bench:
@@ -69,6 +91,7 @@ class Bench:
         # steady state of a long chat.
         self.context_tokens = tokenizer_for(model).count_messages(history(cfg.history)) + cfg.max_tokens + 64
         self.pool = chat_ids("pool", cfg.pool)
+        self.skipped: list[int] = []
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -201,7 +224,28 @@ class Bench:
 
     # -- the run ---------------------------------------------------------------------------
 
+    def fit_to_machine(self) -> None:
+        """Drop concurrency levels whose live actors this machine cannot hold beside what else runs.
+
+        Each live chat is a process (memory) holding one database connection (DESIGN.md), and
+        the database server is shared: a run must not take every connection it allows.
+        """
+        memory = int((psutil.virtual_memory().available - 3 * 1024 * MB) / (ACTOR_BUDGET_MB * MB))
+        most, used = asyncio.run(connections(self.cfg.database_url))
+        spare = most - used - CONNECTION_MARGIN - self.cfg.baseline_pool - self.cfg.ceiling_actors - 4
+        room = min(memory, spare)
+        levels = tuple(c for c in self.cfg.concurrency if c <= room) or (min(self.cfg.concurrency),)
+        if levels != self.cfg.concurrency:
+            log(
+                f"room for about {room} live chats only ({memory} by memory, {spare} by the database's "
+                f"max_connections={most} with {used} in use): concurrency {levels}, not {self.cfg.concurrency}"
+            )
+            self.skipped = [c for c in self.cfg.concurrency if c not in levels]
+            self.cfg = replace(self.cfg, concurrency=levels)
+            self.pool = self.pool[: self.cfg.pool]
+
     def run(self) -> dict[str, Any]:
+        self.fit_to_machine()
         cfg = self.cfg
         started = time.monotonic()
         with self.running():
@@ -234,6 +278,7 @@ class Bench:
                     base.close()
                 log("stopping")
         self.results["meta"]["elapsed_s"] = time.monotonic() - started
+        self.results["meta"]["concurrency_skipped"] = self.skipped
         self.results["meta"]["machine"]["load_average_at_end"] = os.getloadavg()
         return self.results
 
@@ -355,10 +400,18 @@ class Bench:
                     },
                 }
             )
+            points[-1]["idle_ray_worker_rss_mb"] = self.idle_worker_rss(service)
             log(
                 f"memory: {len(actors)} live chats, node {usage.rss_bytes / MB:.0f} MB, actor RSS {points[-1]['actor_rss_mb']['mean']:.1f} MB"
             )
         return {"max_live_chats_setting": max_live, "points": points}
+
+    @staticmethod
+    def idle_worker_rss(service: ProcessTree) -> float | None:
+        """RSS of a Ray worker that runs nothing: the floor under any actor's footprint."""
+        idle = [p.pid for p in service.processes() if _title(p).startswith("ray::IDLE")]
+        mem = rss_of(idle)
+        return statistics.fmean(m["rss"] for m in mem) / MB if mem else None
 
     def phases(
         self, profile: Profile, serve: ServeProcess, service: ProcessTree, base: Baseline
