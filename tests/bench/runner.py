@@ -257,9 +257,6 @@ class Bench:
                 assert self.head is not None
                 service = ProcessTree([serve.proc.pid, self.head.proc.pid])  # type: ignore[union-attr]
                 self.results["ceiling"] = self.ceiling()
-                self.results["memory"] = self.memory(
-                    serve, service, getattr(settings, "max_live_chats", None)
-                )
                 base = Baseline(
                     cfg.database_url,
                     self.llm.base_url,
@@ -268,12 +265,11 @@ class Bench:
                     cfg.baseline_pool,
                 )
                 try:
-                    # Its first request loads the tokenizer; the service's did during memory.
+                    # Its first request loads the tokenizer (the service's did at its first turn).
                     self.touch(
                         "baseline", chat_ids(f"base{cfg.baseline_histories[0]}", 1), self.urls(base=base), 1
                     )
-                    self.results["throughput"] = self.phases(cfg.throughput_llm, serve, service, base)
-                    self.results["overhead"] = self.phases(cfg.overhead_llm, serve, service, base)
+                    self.by_live_chats(serve, service, base, getattr(settings, "max_live_chats", None))
                 finally:
                     base.close()
                 log("stopping")
@@ -369,42 +365,59 @@ class Bench:
         result = self.driver.run(cmd)
         return {"ray": result["ray"], "mariadb": result["mariadb"]}
 
-    def memory(self, serve: ServeProcess, service: ProcessTree, max_live: int | None) -> dict[str, Any]:
-        """RSS of each live conversation actor and of the whole node at a few live-chat counts."""
-        assert self.head is not None
+    def by_live_chats(
+        self, serve: ServeProcess, service: ProcessTree, base: Baseline, max_live: int | None
+    ) -> None:
+        """Activate chats step by step; at each step record memory, and run the phases of that level.
+
+        At concurrency C the node holds C live chats (no idle actors beside them), and the memory
+        points are taken at 10, 100 and MAX_LIVE_CHATS live chats, and at every level on the way.
+        """
         cfg = self.cfg
         top = min(max_live or cfg.pool, cfg.memory_max, cfg.pool)
-        counts = sorted({c for c in (*cfg.memory_counts, top) if c <= top})
+        steps = sorted({c for c in (*cfg.memory_counts, top, *cfg.concurrency) if c <= cfg.pool})
         points = [{"live_chats": 0, "node_rss_mb": service.usage().rss_bytes / MB, "actor_rss_mb": None}]
+        throughput: list[dict[str, Any]] = []
+        overhead: list[dict[str, Any]] = []
         activated = 0
-        for count in counts:
-            t = time.monotonic()
-            self.touch("grpc_v1", self.pool[activated:count], self.urls(serve), 8)
-            rate = (count - activated) / (time.monotonic() - t)
+        for count in steps:
+            points.append(self.memory_point(serve, service, activated, count))
             activated = count
-            time.sleep(1.0)
-            actors = [pid for name, pid in live_actors(self.head.address) if name.startswith("chat:")]
-            mem = rss_of(actors)
-            usage = service.usage()
-            points.append(
-                {
-                    "live_chats": len(actors),
-                    "activations_per_s": rate,
-                    "node_rss_mb": usage.rss_bytes / MB,
-                    "node_processes": usage.processes,
-                    "actor_rss_mb": {
-                        "mean": statistics.fmean(m["rss"] for m in mem) / MB,
-                        "max": max(m["rss"] for m in mem) / MB,
-                        "uss_mean": statistics.fmean(m["uss"] for m in mem) / MB,
-                        "pss_mean": statistics.fmean(m["pss"] for m in mem) / MB,
-                    },
-                }
-            )
-            points[-1]["idle_ray_worker_rss_mb"] = self.idle_worker_rss(service)
-            log(
-                f"memory: {len(actors)} live chats, node {usage.rss_bytes / MB:.0f} MB, actor RSS {points[-1]['actor_rss_mb']['mean']:.1f} MB"
-            )
-        return {"max_live_chats_setting": max_live, "points": points}
+            if count in cfg.concurrency:
+                throughput += self.phases(count, cfg.throughput_llm, serve, service, base)
+                overhead += self.phases(count, cfg.overhead_llm, serve, service, base)
+        self.results["memory"] = {"max_live_chats_setting": max_live, "points": points}
+        self.results["throughput"] = throughput
+        self.results["overhead"] = overhead
+
+    def memory_point(self, serve: ServeProcess, service: ProcessTree, have: int, want: int) -> dict[str, Any]:
+        """Activate chats have..want (one turn each), then the RSS of each live actor and of the node."""
+        assert self.head is not None
+        t = time.monotonic()
+        self.touch("grpc_v1", self.pool[have:want], self.urls(serve), 8)
+        rate = (want - have) / (time.monotonic() - t)
+        time.sleep(1.0)
+        actors = [pid for name, pid in live_actors(self.head.address) if name.startswith("chat:")]
+        mem = rss_of(actors)
+        usage = service.usage()
+        point = {
+            "live_chats": len(actors),
+            "activations_per_s": rate,
+            "node_rss_mb": usage.rss_bytes / MB,
+            "node_processes": usage.processes,
+            "actor_rss_mb": {
+                "mean": statistics.fmean(m["rss"] for m in mem) / MB,
+                "max": max(m["rss"] for m in mem) / MB,
+                "uss_mean": statistics.fmean(m["uss"] for m in mem) / MB,
+                "pss_mean": statistics.fmean(m["pss"] for m in mem) / MB,
+            },
+            "idle_ray_worker_rss_mb": self.idle_worker_rss(service),
+        }
+        log(
+            f"memory: {len(actors)} live chats, node {usage.rss_bytes / MB:.0f} MB, "
+            f"actor RSS {point['actor_rss_mb']['mean']:.1f} MB"  # type: ignore[index]
+        )
+        return point
 
     @staticmethod
     def idle_worker_rss(service: ProcessTree) -> float | None:
@@ -414,22 +427,22 @@ class Bench:
         return statistics.fmean(m["rss"] for m in mem) / MB if mem else None
 
     def phases(
-        self, profile: Profile, serve: ServeProcess, service: ProcessTree, base: Baseline
+        self, c: int, profile: Profile, serve: ServeProcess, service: ProcessTree, base: Baseline
     ) -> list[dict[str, Any]]:
+        """Every target at concurrency c: the service's c live chats, the baseline's reset pool."""
         cfg = self.cfg
         log(
-            f"phases with LLM ttft {profile.ttft * 1000:.0f} ms, {profile.token_delay * 1000:.0f} ms/token, {profile.words} words"
+            f"c={c}: LLM ttft {profile.ttft * 1000:.0f} ms, {profile.token_delay * 1000:.0f} ms/token, {profile.words} words"
         )
         urls = self.urls(serve, base)
-        rows = []
-        for c in cfg.concurrency:
-            rows.append(self.phase("direct", self.pool, c, profile, urls, None, history=cfg.history))
-            for target in INTERFACES:
-                rows.append(self.phase(target, self.pool, c, profile, urls, service, history=cfg.history))
-            for h in cfg.baseline_histories:
-                chats = chat_ids(f"base{h}", cfg.pool)
-                asyncio.run(baseline.reset(cfg.database_url, [ch for _, ch in chats], h))
-                rows.append(
-                    self.phase("baseline", chats, c, profile, urls, ProcessTree([base.pid]), history=h)
-                )
+        ours = self.pool[:c]
+        rows = [self.phase("direct", ours, c, profile, urls, None, history=cfg.history)]
+        for target in INTERFACES:
+            rows.append(self.phase(target, ours, c, profile, urls, service, history=cfg.history))
+        for h in cfg.baseline_histories:
+            # The baseline has no per-chat cost, so it spreads over the whole pool: every chat
+            # gets few turns and stays near h stored messages, reset to h before each phase.
+            chats = chat_ids(f"base{h}", cfg.pool)
+            asyncio.run(baseline.reset(cfg.database_url, [ch for _, ch in chats], h))
+            rows.append(self.phase("baseline", chats, c, profile, urls, ProcessTree([base.pid]), history=h))
         return rows
