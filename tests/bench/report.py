@@ -193,14 +193,15 @@ def _cold_memory_ceiling(results: dict[str, Any]) -> list[str]:
         f"## Memory (MAX_LIVE_CHATS: {mem['max_live_chats_setting'] or 'not a setting yet'})",
         "",
         "| live chats | node RSS MB | actor RSS mean / max MB | actor USS mean MB | idle Ray worker RSS MB "
-        "| activations/s |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| idle actors' CPU (cores) | activations/s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for p in mem["points"]:
         a = p["actor_rss_mb"] or {}
         lines.append(
             f"| {p['live_chats']} | {_f(p['node_rss_mb'], 0)} | {_f(a.get('mean'))} / {_f(a.get('max'))} "
-            f"| {_f(a.get('uss_mean'))} | {_f(p.get('idle_ray_worker_rss_mb'))} | {_f(p.get('activations_per_s'))} |"
+            f"| {_f(a.get('uss_mean'))} | {_f(p.get('idle_ray_worker_rss_mb'))} "
+            f"| {_f(p.get('idle_actors_cpu_cores'), 2)} | {_f(p.get('activations_per_s'))} |"
         )
     ray, db = results["ceiling"]["ray"], results["ceiling"]["mariadb"]
     lines += [
