@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +22,9 @@ def parse(argv: list[str] | None = None) -> BenchConfig:
         "baseline and this machine's Ray and MariaDB ceilings; writes results.json, results.md and latency.png.",
     )
     parser.add_argument("--smoke", action="store_true", help="seconds and small numbers (what CI runs)")
+    parser.add_argument(
+        "--report-only", action="store_true", help="measure nothing: render --out's results.json again"
+    )
     parser.add_argument("--out", type=Path, help="directory for the report [default: tests/bench/results]")
     parser.add_argument("--concurrency", type=_ints, help="concurrent chats per phase, e.g. 1,10,50,200")
     parser.add_argument("--duration", type=float, help="seconds measured per phase")
@@ -33,17 +37,25 @@ def parse(argv: list[str] | None = None) -> BenchConfig:
     )
     args = parser.parse_args(argv)
     cfg = smoke() if args.smoke else BenchConfig()
-    given = {k: v for k, v in vars(args).items() if v is not None and k != "smoke"}
+    given = {k: v for k, v in vars(args).items() if v is not None and k not in ("smoke", "report_only")}
+    if args.report_only:
+        given["report_only"] = True
     return replace(cfg, **given)
 
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse(argv)
-    from tests.bench.report import write
-    from tests.bench.runner import Bench
+    from tests.bench.report import rewrite, write
 
-    results = Bench(cfg).run()
-    for path in write(results, cfg.out):
+    if cfg.report_only:
+        paths = rewrite(cfg.out)
+        results = json.loads((cfg.out / "results.json").read_text())
+    else:
+        from tests.bench.runner import Bench
+
+        results = Bench(cfg).run()
+        paths = write(results, cfg.out)
+    for path in paths:
         print(path)
     for t in results["targets"]:
         print(f"{'met    ' if t['met'] else 'MISSED '} {t['target']}: {t['measured']} (limit {t['limit']})")

@@ -45,6 +45,7 @@ class BenchConfig:
     database_url: str = field(default_factory=bench_database)
     out: Path = RESULTS
     smoke: bool = False
+    report_only: bool = False
 
     @property
     def pool(self) -> int:

@@ -208,6 +208,7 @@ def _cold_memory_ceiling(results: dict[str, Any]) -> list[str]:
         "",
         "## This machine's ceiling (same run)",
         "",
+        *_ratios(results),
         f"- Ray no-op actor call: round trip p50 {ray['round_trip']['p50_ms']:.2f} ms; {ray['calls_per_s_one_actor']:,.0f} "
         f"calls/s on one actor, {ray['calls_per_s_many_actors']:,.0f} calls/s over {ray['actors']} actors; "
         f"a new no-op actor's first reply {ray['new_actor_first_reply']['p50_ms']:,.0f} ms (p50 of 3).",
@@ -215,6 +216,24 @@ def _cold_memory_ceiling(results: dict[str, Any]) -> list[str]:
         f"{db['commits_per_s_8_connections']:,.0f} commits/s over 8 connections.",
     ]
     return lines
+
+
+def _ratios(results: dict[str, Any]) -> list[str]:
+    """The service's figures as shares of what this machine allows."""
+    ray, db = results["ceiling"]["ray"], results["ceiling"]["mariadb"]
+    peak = _peak(_rows(results, "throughput", "grpc_v1"))
+    calls = peak["turns_per_s"] * RAY_CALLS_PER_TURN
+    commits = peak["turns_per_s"] * 2  # the user message, then the answer: one transaction each
+    single = min(_rows(results, "overhead", "grpc_v1"), key=lambda r: r["concurrency"])
+    floor = ray["round_trip"]["p50_ms"] + db["insert_commit"]["p50_ms"]
+    return [
+        f"- gRPC v1 at its peak ({peak['turns_per_s']:.0f} turns/s, {peak['concurrency']} chats) makes {calls:.0f} Ray "
+        f"calls/s, {calls / ray['calls_per_s']:.0%} of the no-op ceiling, and {commits:.0f} commits/s, "
+        f"{commits / db['commits_per_s_8_connections']:.0%} of the commit ceiling.",
+        f"- Before the first token a turn needs at least one Ray round trip and one commit (begin_turn): "
+        f"{floor:.1f} ms here; the measured TTFT overhead at {single['concurrency']} chat(s) is "
+        f"{single['overhead_ttft_ms']['p50']:.1f} ms (p50), {single['overhead_ttft_ms']['p50'] / floor:.1f}x that floor.",
+    ]
 
 
 def chart(results: dict[str, Any], path: Path) -> None:
@@ -261,6 +280,11 @@ def chart(results: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def rewrite(out: Path) -> list[Path]:
+    """Judge and render an earlier run's results.json again (after a change to the report)."""
+    return write(json.loads((out / "results.json").read_text()), out)
 
 
 def write(results: dict[str, Any], out: Path) -> list[Path]:

@@ -284,7 +284,16 @@ class Bench:
                     self.touch(
                         "baseline", chat_ids(f"base{cfg.baseline_histories[0]}", 1), self.urls(base=base), 1
                     )
-                    self.by_live_chats(serve, service, base, getattr(settings, "max_live_chats", None))
+                    # The references first, while no conversation actor is alive to take CPU from them.
+                    throughput = [
+                        r for c in cfg.concurrency for r in self.references(c, cfg.throughput_llm, base)
+                    ]
+                    overhead = [
+                        r for c in cfg.concurrency for r in self.references(c, cfg.overhead_llm, base)
+                    ]
+                    self.by_live_chats(serve, service, getattr(settings, "max_live_chats", None))
+                    self.results["throughput"] += throughput
+                    self.results["overhead"] += overhead
                 finally:
                     base.close()
                 log("stopping")
@@ -389,9 +398,7 @@ class Bench:
         result = self.driver.run(cmd)
         return {"ray": result["ray"], "mariadb": result["mariadb"]}
 
-    def by_live_chats(
-        self, serve: ServeProcess, service: ProcessTree, base: Baseline, max_live: int | None
-    ) -> None:
+    def by_live_chats(self, serve: ServeProcess, service: ProcessTree, max_live: int | None) -> None:
         """Activate chats step by step; at each step record memory, and run the phases of that level.
 
         At concurrency C the node holds C live chats (no idle actors beside them), and the memory
@@ -408,8 +415,8 @@ class Bench:
             points.append(self.memory_point(serve, service, activated, count))
             activated = count
             if count in cfg.concurrency:
-                throughput += self.phases(count, cfg.throughput_llm, serve, service, base)
-                overhead += self.phases(count, cfg.overhead_llm, serve, service, base)
+                throughput += self.phases(count, cfg.throughput_llm, serve, service)
+                overhead += self.phases(count, cfg.overhead_llm, serve, service)
         self.results["memory"] = {"max_live_chats_setting": max_live, "points": points}
         self.results["throughput"] = throughput
         self.results["overhead"] = overhead
@@ -455,18 +462,22 @@ class Bench:
         return statistics.fmean(m["rss"] for m in mem) / MB if mem else None
 
     def phases(
-        self, c: int, profile: Profile, serve: ServeProcess, service: ProcessTree, base: Baseline
+        self, c: int, profile: Profile, serve: ServeProcess, service: ProcessTree
     ) -> list[dict[str, Any]]:
-        """Every target at concurrency c: the service's c live chats, the baseline's reset pool."""
-        cfg = self.cfg
+        """Every interface of the service at concurrency c, on its c live chats."""
         log(
             f"c={c}: LLM ttft {profile.ttft * 1000:.0f} ms, {profile.token_delay * 1000:.0f} ms/token, {profile.words} words"
         )
-        urls = self.urls(serve, base)
         ours = self.pool[:c]
-        rows = [self.phase("direct", ours, c, profile, urls, None, history=cfg.history)]
-        for target in INTERFACES:
-            rows.append(self.phase(target, ours, c, profile, urls, service, history=cfg.history))
+        urls = self.urls(serve)
+        return [self.phase(t, ours, c, profile, urls, service, history=self.cfg.history) for t in INTERFACES]
+
+    def references(self, c: int, profile: Profile, base: Baseline) -> list[dict[str, Any]]:
+        """The test LLM alone and the stateless baseline at concurrency c."""
+        cfg = self.cfg
+        log(f"c={c} references: LLM ttft {profile.ttft * 1000:.0f} ms, {profile.words} words")
+        urls = self.urls(base=base)
+        rows = [self.phase("direct", self.pool[:c], c, profile, urls, None, history=cfg.history)]
         for h in cfg.baseline_histories:
             # The baseline has no per-chat cost, so it spreads over the whole pool: every chat
             # gets few turns and stays near h stored messages, reset to h before each phase.
