@@ -236,6 +236,11 @@ def _ratios(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _nan(value: float | None) -> float:
+    """A phase in which no turn finished has no percentiles: a gap in the chart."""
+    return float("nan") if value is None else value
+
+
 def chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -248,10 +253,20 @@ def chart(results: dict[str, Any], path: Path) -> None:
         xs = [r["concurrency"] for r in rows]
         for q, style in (("p50", "-"), ("p99", "--")):
             axes[0].plot(
-                xs, [r["ttft_ms"].get(q) for r in rows], style, marker="o", color=color, label=f"{name} {q}"
+                xs,
+                [_nan(r["ttft_ms"].get(q)) for r in rows],
+                style,
+                marker="o",
+                color=color,
+                label=f"{name} {q}",
             )
         axes[1].plot(
-            xs, [r["overhead_ttft_ms"].get("p50") for r in rows], "-", marker="o", color=color, label=name
+            xs,
+            [_nan(r["overhead_ttft_ms"].get("p50")) for r in rows],
+            "-",
+            marker="o",
+            color=color,
+            label=name,
         )
     for (name, rows), color in zip(
         _series(results, "throughput"), plt.get_cmap("tab10").colors, strict=False
