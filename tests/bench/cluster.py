@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,8 +91,12 @@ class RayHead:
             return False
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
+        if self.proc is not None and self.proc.poll() is None:
+            self._stop_group()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+    def _stop_group(self) -> None:
+        assert self.proc is not None
         tree = ProcessTree([self.proc.pid]).processes()
         # The whole group at once; `ray start --block` would otherwise drain for 30 s first.
         os.killpg(self.proc.pid, signal.SIGTERM)
