@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import openai
+from openai.types.chat import ChatCompletionChunk
 
 from actors.protocol import TurnPlan
 from gateways import metrics
@@ -125,7 +126,16 @@ class OpenAIChat:
 
     async def stream(self, plan: TurnPlan) -> AsyncGenerator[LLMEvent, None]:
         try:
-            stream = await self._client.chat.completions.create(**request_args(plan))
+            # client.post rather than chat.completions.create: create() first walks every message
+            # through the SDK's TypedDict transform (about 1 ms a message here, 200 ms for a
+            # 200-message window), which changes nothing in plain role/content messages.
+            stream = await self._client.post(
+                "/chat/completions",
+                body=request_args(plan),
+                cast_to=ChatCompletionChunk,
+                stream=True,
+                stream_cls=openai.AsyncStream[ChatCompletionChunk],
+            )
         except Exception as exc:
             raise failed(exc) from exc
         reason, usage = "stop", None
