@@ -9,8 +9,9 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 
+from gateways.grpc.decoding import Undecodable
 from gateways.grpc_errors import grpc_status
-from store.errors import ChatServiceError
+from store.errors import ChatServiceError, InvalidArgument
 
 log = logging.getLogger("chatservice.grpc")
 S = TypeVar("S")
@@ -31,6 +32,8 @@ def translated(method: Method[S, Req, Resp]) -> Method[S, Req, Resp]:
 
     @functools.wraps(method)
     async def wrapper(self: S, request: Req, context: Any) -> Resp:
+        if isinstance(request, Undecodable):
+            await abort(context, InvalidArgument(f"the request is not a valid message: {request.reason}"))
         try:
             return await method(self, request, context)
         except grpc.aio.AbortError:

@@ -99,6 +99,17 @@ async def test_bad_requests_get_a_json_error_and_store_nothing(
     assert fake_llm.records == []
 
 
+async def test_a_body_in_a_charset_python_does_not_know_is_400_not_500(make_client: MakeClient) -> None:
+    """Found by the fuzz suite: `charset=bogus` failed the JSON decode with a LookupError."""
+    client = await make_client()
+    r = await client.post(
+        "/chat",
+        data=b'{"user_id": "u1", "user_message": "hi"}',
+        headers={"Content-Type": "application/json; charset=bogus"},
+    )
+    assert r.status == 400 and (await r.json())["error"]["code"] == "invalid_argument"
+
+
 async def test_auth_accepts_the_token_plain_or_bearer_and_nothing_else(make_client: MakeClient) -> None:
     client = await make_client(AUTH_TOKEN="s3cret")
     body = {"user_id": "u1", "user_message": "hi"}
