@@ -562,7 +562,8 @@ def test_grpc_rpc(fuzz: Fuzz, rpc: Rpc) -> None:
         elif given_token in GRPC_GOOD_AUTH and code == "OK":
             _rpc_succeeded(rpc, request, received, w)
 
-    case = st.tuples(messages(rpc.request, by_name, ("user_id",)), grpc_metadata(), pairs)
+    requests = weighted((1, st.builds(rpc.request)), (9, messages(rpc.request, by_name, ("user_id",))))
+    case = st.tuples(requests, grpc_metadata(), pairs)
     f.run(f"grpc {rpc.path}", 50 if rpc.streaming else 30, case, check)
 
 
@@ -600,6 +601,12 @@ def test_after_fuzzing_the_service_is_healthy_and_stored_chats_are_whole(
     w.created(chat_id, user)
     w.turn(chat_id, user)
     w.sent_users.add(user)
+    request = v1.SendMessageRequest(user_id=user, chat_id=chat_id, content="E pelo gRPC?")
+    code, events = Rpc.of(v1.DESCRIPTOR.services_by_name["ChatService"].methods_by_name["SendMessage"]).call(
+        f.channel, request, (("authorization", TOKEN),)
+    )
+    assert code == "OK" and "".join(e.delta.text for e in events) == "Echo: E pelo gRPC?", (code, events)
+    w.turn(chat_id, user)
 
     violations = asyncio.run(stored_violations(mysql_url, w, f.tally))
     f.tally.checks["violations"] = violations
