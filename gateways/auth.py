@@ -11,4 +11,5 @@ def token_matches(header: str | None, token: str) -> bool:
         return False
     scheme, _, rest = header.partition(" ")
     given = rest.strip() if scheme.lower() == "bearer" and rest else header.strip()
-    return hmac.compare_digest(given.encode(), token.encode())
+    # aiohttp hands over header bytes that are not UTF-8 as surrogates: they never match, never raise.
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), token.encode())

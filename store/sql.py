@@ -170,8 +170,9 @@ class SqlChatStore:
         return _chat_from(rows[0]) if rows else None
 
     async def list_chats(self, user_id: str, limit: int, after: ChatCursor | None = None) -> list[ChatRecord]:
-        sql = f"SELECT {CHAT_COLUMNS} FROM chats WHERE user_id = %s"
-        args: list[Any] = [user_id]
+        # MySQL's _bin collations pad with spaces ('u' = 'u '): equal lengths make the match exact.
+        sql = f"SELECT {CHAT_COLUMNS} FROM chats WHERE user_id = %s AND LENGTH(user_id) = LENGTH(%s)"
+        args: list[Any] = [user_id, user_id]
         if after is not None:
             sql += " AND (created_at < %s OR (created_at = %s AND id < %s))"
             args += [after.created_at, after.created_at, after.chat_id]

@@ -10,8 +10,9 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 
 from gateways import logs
+from gateways.grpc.decoding import Undecodable
 from gateways.grpc_errors import grpc_status
-from store.errors import ChatServiceError
+from store.errors import ChatServiceError, InvalidArgument
 
 log = logging.getLogger("chatservice.grpc")
 S = TypeVar("S")
@@ -42,6 +43,8 @@ def translated(method: Method[S, Req, Resp]) -> Method[S, Req, Resp]:
     @functools.wraps(method)
     async def wrapper(self: S, request: Req, context: Any) -> Resp:
         await _request_id(context)
+        if isinstance(request, Undecodable):
+            await abort(context, InvalidArgument(f"the request is not a valid message: {request.reason}"))
         try:
             return await method(self, request, context)
         except grpc.aio.AbortError:

@@ -9,6 +9,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gateways.grpc.auth import TokenAuth
+from gateways.grpc.decoding import TolerantDecoding
 from gateways.grpc.gen import chat_pb2_grpc
 from gateways.grpc.gen.chatservice.v1 import chat_service_pb2_grpc
 from gateways.grpc.health import HealthReporter
@@ -33,7 +34,9 @@ class GrpcGateway:
     """One grpc.aio server on the running event loop; `start` returns the bound port."""
 
     def __init__(self, settings: Settings, service: ChatService, readiness: Readiness) -> None:
-        interceptors = [TokenAuth(settings.auth_token)] if settings.auth_token else []
+        interceptors: list[grpc.aio.ServerInterceptor] = [TolerantDecoding()]
+        if settings.auth_token:
+            interceptors.append(TokenAuth(settings.auth_token))
         self.server = grpc.aio.server(
             interceptors=interceptors,
             # Room for MAX_MESSAGE_CHARS of UTF-8 (up to 4 bytes a character) plus the envelope.

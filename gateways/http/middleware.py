@@ -74,7 +74,7 @@ async def read_json(request: web.Request) -> dict[str, object]:
     """The body as a JSON object, or InvalidArgument saying what is wrong with it."""
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, LookupError):  # LookupError: a charset Python does not know
         raise InvalidArgument("body is not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidArgument("body must be a JSON object")

@@ -130,7 +130,10 @@ def _number(body: dict[str, object], name: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidArgument(f"{name} must be a number")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # JSON integers have no size limit; floats do
+        raise InvalidArgument(f"{name} is out of range") from None
 
 
 def _integer(body: dict[str, object], name: str) -> int | None:

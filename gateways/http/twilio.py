@@ -30,6 +30,7 @@ from store.records import ChatRecord, ChatStatus
 PATH = "/twilio/whatsapp"
 TWILIO_API = "https://api.twilio.com"
 DRAIN_SECONDS = 30.0  # at shutdown, how long answers still being written may finish
+UNSIGNED = "X-Twilio-Signature is missing or does not match this URL and body"
 _SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
 T = TypeVar("T")
 log = logging.getLogger("chatservice.whatsapp")
@@ -200,9 +201,14 @@ def _field(form: MultiDictProxy[Any], name: str) -> str:
 @routes.post(PATH)
 async def webhook(request: web.Request) -> web.Response:
     bot = request.app[WHATSAPP]
-    form = await request.post()
+    if not request.headers.get("X-Twilio-Signature"):
+        raise PermissionDenied(UNSIGNED)  # before the body is read: unsigned is always 403
+    try:
+        form = await request.post()
+    except (ValueError, LookupError):  # broken multipart, undecodable bytes, an unknown charset
+        raise PermissionDenied(UNSIGNED) from None  # not a form Twilio could have signed
     if not bot.signed(request, form):
-        raise PermissionDenied("X-Twilio-Signature is missing or does not match this URL and body")
+        raise PermissionDenied(UNSIGNED)
     sender, to, sid = _field(form, "From"), _field(form, "To"), _field(form, "MessageSid")
     if not _SID.match(sid):
         raise InvalidArgument("MessageSid must be 2 to 64 letters and digits")

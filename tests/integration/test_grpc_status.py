@@ -78,6 +78,31 @@ async def test_invalid_argument_for_bad_input_with_advice(
     assert fake_llm.records == []
 
 
+@pytest.mark.parametrize("auth", ["", "tok"])
+async def test_invalid_argument_for_bytes_that_are_not_the_request_message(
+    make_server: MakeServer, auth: str, fake_llm: FakeLLM
+) -> None:
+    """Found by the fuzz suite: gRPC answered UNKNOWN (and logged a traceback) for these."""
+    served = await make_server(AUTH_TOKEN=auth)
+    md = (("authorization", auth),) if auth else ()
+    for path, raw in (
+        ("/pb.ChatService/ChatStream", b"\x0a\x02\xff\xfe"),  # chat_id that is not UTF-8
+        ("/chatservice.v1.ChatService/SendMessage", b"\x00"),  # field number 0
+        ("/chatservice.v1.ChatService/CreateChat", b"\x1a\xff"),  # truncated parameters
+        ("/chatservice.v1.ChatService/ListChats", b"\x08"),  # truncated varint
+    ):
+        kind = (
+            served.channel.unary_stream
+            if path.endswith("Stream") or "Send" in path
+            else served.channel.unary_unary
+        )
+        code, details = await status_of(kind(path)(raw, metadata=md))
+        assert code is Code.INVALID_ARGUMENT and "not a valid message" in details, (path, details)
+    code, _ = await status_of(served.channel.unary_unary("/chatservice.v1.ChatService/GetChat")(b"\x00"))
+    assert code is (Code.UNAUTHENTICATED if auth else Code.INVALID_ARGUMENT)
+    assert fake_llm.records == []
+
+
 async def test_not_found_and_permission_denied(make_server: MakeServer, user: str) -> None:
     served = await make_server()
     missing = f"missing-{uuid.uuid4().hex}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -97,6 +99,17 @@ async def test_bad_requests_get_a_json_error_and_store_nothing(
     assert fake_llm.records == []
 
 
+async def test_a_body_in_a_charset_python_does_not_know_is_400_not_500(make_client: MakeClient) -> None:
+    """Found by the fuzz suite: `charset=bogus` failed the JSON decode with a LookupError."""
+    client = await make_client()
+    r = await client.post(
+        "/chat",
+        data=b'{"user_id": "u1", "user_message": "hi"}',
+        headers={"Content-Type": "application/json; charset=bogus"},
+    )
+    assert r.status == 400 and (await r.json())["error"]["code"] == "invalid_argument"
+
+
 async def test_auth_accepts_the_token_plain_or_bearer_and_nothing_else(make_client: MakeClient) -> None:
     client = await make_client(AUTH_TOKEN="s3cret")
     body = {"user_id": "u1", "user_message": "hi"}
@@ -111,6 +124,19 @@ async def test_auth_accepts_the_token_plain_or_bearer_and_nothing_else(make_clie
     for header in ({"Authorization": "s3cret"}, {"Authorization": "Bearer s3cret"}):
         assert (await client.post("/chat", json=body, headers=header)).status == 200
     assert (await client.get("/healthz")).status == 200
+
+
+async def test_a_token_that_is_not_utf8_is_401_not_500(make_client: MakeClient) -> None:
+    """Found by the fuzz suite: header bytes that are not UTF-8 used to fail the token check."""
+    client = await make_client(AUTH_TOKEN="s3cret")
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        b"POST /chat HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer s3\x80\xffcret\r\n"
+        b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    head, _, body = (await reader.read()).partition(b"\r\n\r\n")
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 401") and json.loads(body)["error"]["code"] == "unauthenticated"
 
 
 async def test_another_users_chat_is_forbidden(make_client: MakeClient) -> None:

@@ -303,6 +303,8 @@ async def test_messages_evicted_from_the_window_are_listed_only_on_request(
         ("chats", b"{not json", 400, "invalid_argument"),
         ("chats", b'{"temperature": "hot"}', 400, "invalid_argument"),
         ("chats", b'{"temperature": 5}', 400, "invalid_argument"),
+        ("chats", b'{"temperature": 1' + b"0" * 400 + b"}", 400, "invalid_argument"),  # fuzz: was a 500
+        ("chats", b'{"top_p": NaN, "presence_penalty": -Infinity}', 400, "invalid_argument"),
         ("chats", b'{"model": "no-such-model"}', 400, "invalid_argument"),
         ("chats", b'{"colour": "blue"}', 400, "invalid_argument"),
         ("chats", b'{"chat_id": "bad id!"}', 400, "invalid_argument"),

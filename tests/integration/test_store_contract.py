@@ -148,6 +148,18 @@ async def test_a_users_chats_list_newest_first_in_pages(store: ChatStore, chat_i
     assert listed == [ids[4], ids[3], ids[2], ids[1], ids[0]]
 
 
+async def test_a_users_chats_are_theirs_exactly_not_a_padded_or_cased_namesake(
+    store: ChatStore, chat_id: str
+) -> None:
+    """Found by the fuzz suite: on MySQL's PAD SPACE collations 'u' listed the chats of 'u '."""
+    user = f"user-{chat_id}"
+    names = (user, user + " ", user + "  ", user.upper(), " " + user)
+    for i, name in enumerate(names):
+        await store.create_chat(chat(f"{chat_id}-{i}", user=name), [])
+    for i, name in enumerate(names):
+        assert [c.id for c in await store.list_chats(name, limit=10)] == [f"{chat_id}-{i}"], repr(name)
+
+
 async def test_delete_removes_the_chat_and_all_its_messages(store: ChatStore, chat_id: str) -> None:
     await store.create_chat(chat(chat_id), [msg(chat_id, 1), msg(chat_id, 2)])
     await store.write(chat_id, 0, erase=[1])

@@ -311,6 +311,25 @@ async def test_the_webhook_needs_the_signature_not_the_token(make_client: MakeCl
     assert (await client.post("/chat", json={"user_id": "u", "user_message": "x"})).status == 401
 
 
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/x-www-form-urlencoded; charset=bogus", b"From=x"),
+        ("application/x-www-form-urlencoded", b"\xff=1"),
+        ("multipart/form-data; boundary=zzz", b"garbage"),
+        ("multipart/form-data", b"no boundary"),
+    ],
+)
+async def test_a_body_that_is_not_a_readable_form_is_403(
+    make_client: MakeClient, content_type: str, body: bytes
+) -> None:
+    """Found by the fuzz suite: such bodies failed the form parser with a 500."""
+    client = await make_client()
+    for headers in ({"Content-Type": content_type} | sign({}), {"Content-Type": content_type}):
+        r = await client.post("/twilio/whatsapp", data=body, headers=headers)
+        assert r.status == 403 and (await r.json())["error"]["code"] == "permission_denied"
+
+
 async def test_missing_fields_are_400_and_no_webhook_without_its_token(
     make_client: MakeClient, sender: str
 ) -> None:
