@@ -150,6 +150,8 @@ class ChatService:
     async def _begin(
         self, user_id: str, chat_id: str, content: str, create_missing: bool, turn_id: str
     ) -> TurnPlan:
+        if not create_missing:
+            await self._owned(user_id, chat_id)
         model = self._models.get(chat_id, self._settings.default_params.model)
         create = self.new_chat() if create_missing else None
         for _ in range(3):
@@ -234,14 +236,31 @@ class ChatService:
         return await self._registry.describe(chat_id, user_id)
 
     async def get_chat(self, user_id: str, chat_id: str) -> tuple[ChatRecord, WindowInfo]:
-        return await self._registry.describe(check_chat_id(chat_id), check_user_id(user_id))
+        await self._owned(check_user_id(user_id), check_chat_id(chat_id))
+        return await self._registry.describe(chat_id, user_id)
 
     async def end_chat(self, user_id: str, chat_id: str) -> ChatRecord:
-        return await self._registry.end(check_chat_id(chat_id), check_user_id(user_id))
+        await self._owned(check_user_id(user_id), check_chat_id(chat_id))
+        return await self._registry.end(chat_id, user_id)
 
     async def delete_chat(self, user_id: str, chat_id: str) -> None:
-        await self._registry.delete(check_chat_id(chat_id), check_user_id(user_id))
+        await self._owned(check_user_id(user_id), check_chat_id(chat_id))
+        await self._registry.delete(chat_id, user_id)
         self._models.pop(chat_id, None)
+
+    async def _owned(self, user_id: str, chat_id: str, *, trust_cache: bool = True) -> None:
+        """Refuse an unknown chat, or another user's, before an actor is activated for it.
+
+        A chat this gateway has served is known to exist; its actor checks the owner itself.
+        """
+        if trust_cache and chat_id in self._models:
+            return
+        chat = await self._store.get_chat(chat_id)
+        if chat is None:
+            raise NotFound(f"chat {chat_id!r} does not exist")
+        if chat.user_id != user_id:
+            raise PermissionDenied(f"chat {chat_id!r} belongs to another user")
+        self._models[chat_id] = chat.params.model
 
     async def list_chats(
         self, user_id: str, page_size: int = 0, page_token: str = ""
@@ -264,11 +283,8 @@ class ChatService:
         page_token: str = "",
     ) -> tuple[list[MessageRecord], str]:
         """A page of a chat's messages in order (erased ones only if asked), and the next token."""
-        chat = await self._store.get_chat(check_chat_id(chat_id))
-        if chat is None:
-            raise NotFound(f"chat {chat_id!r} does not exist")
-        if chat.user_id != check_user_id(user_id):
-            raise PermissionDenied(f"chat {chat_id!r} belongs to another user")
+        # These reads bypass the actor, so the owner is checked here, always.
+        await self._owned(check_user_id(user_id), check_chat_id(chat_id), trust_cache=False)
         size = paging.page_size(page_size, default=100, most=1000)
         after = paging.message_cursor(page_token)
         messages = await self._store.list_messages(

@@ -139,3 +139,23 @@ async def test_a_user_over_their_turns_per_minute_is_told_to_wait(
         assert len(fake_llm.records) == 3
     finally:
         await runtime.close()
+
+
+async def test_unknown_and_foreign_chats_are_refused_without_activating_an_actor(
+    service: ChatService, user: str
+) -> None:
+    import ray
+
+    from actors.names import actor_name
+
+    theirs, _ = await service.create_chat("the-owner")
+    missing = f"missing-{uuid.uuid4().hex}"
+    for call in (service.get_chat, service.end_chat, service.delete_chat):
+        with pytest.raises(NotFound):
+            await call(user, missing)
+    with pytest.raises(NotFound):
+        await say(service, user, missing, "hello?")
+    with pytest.raises(PermissionDenied):
+        await service.get_chat(user, theirs.id)
+    with pytest.raises(ValueError, match="Failed to look up actor"):
+        ray.get_actor(actor_name(missing), namespace="chatservice")
