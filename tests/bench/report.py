@@ -190,7 +190,7 @@ def _cold_memory_ceiling(results: dict[str, Any]) -> list[str]:
     mem = results["memory"]
     lines += [
         "",
-        f"## Memory (MAX_LIVE_CHATS: {mem['max_live_chats_setting'] or 'not a setting yet'})",
+        f"## Memory (MAX_LIVE_CHATS: {mem['max_live_chats_setting']})",
         "",
         "| live chats | node RSS MB | actor RSS mean / max MB | actor USS mean MB | idle Ray worker RSS MB "
         "| idle actors' CPU (cores) | activations/s |",

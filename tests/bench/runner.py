@@ -119,6 +119,10 @@ class Bench:
             "OPENAI_BASE_URL": self.llm.base_url,
             "RAY_ADDRESS": self.head.address,
             "CHAT_IDLE_SECONDS": str(idle_seconds),
+            # Every chat of the pool stays live, and the load is not a user's to rate-limit.
+            "MAX_LIVE_CHATS": str(len(self.pool)),
+            "CHAT_TURNS_PER_MINUTE": "0",
+            "USER_TURNS_PER_MINUTE": "0",
             "MODEL_MAX_TOKENS": str(self.context_tokens),
             "MAX_TOKENS": str(self.cfg.max_tokens),
             "LOG_LEVEL": "WARNING",
@@ -291,7 +295,7 @@ class Bench:
                     overhead = [
                         r for c in cfg.concurrency for r in self.references(c, cfg.overhead_llm, base)
                     ]
-                    self.by_live_chats(serve, service, getattr(settings, "max_live_chats", None))
+                    self.by_live_chats(serve, service, settings.live_chats_cap)
                     self.results["throughput"] += throughput
                     self.results["overhead"] += overhead
                 finally:
