@@ -145,6 +145,9 @@ def main(target: str, user_id: str, chat_id: str | None, token: str | None, out:
         except grpc.RpcError as exc:
             out.write(failure(exc) + "\n")
             return 1
+        except KeyboardInterrupt:  # Ctrl-C before the chat opened: leave quietly, as a shell does
+            out.write("\n")
+            return 130
         return chat.run(input if sys.stdin.isatty() else echoing(out))
 
 

@@ -69,9 +69,17 @@ class Ledger:
 
     def __init__(self) -> None:
         self.turns: list[Sent] = []
+        self._recorded = asyncio.Event()
 
     def record(self, turn: Sent) -> None:
         self.turns.append(turn)
+        self._recorded.set()
+
+    async def until_acknowledged(self, count: int) -> None:
+        """Return once `count` turns in all have been acknowledged."""
+        while sum(t.acknowledged for t in self.turns) < count:
+            self._recorded.clear()
+            await self._recorded.wait()
 
     def chats(self) -> dict[str, list[Sent]]:
         by_chat: dict[str, list[Sent]] = collections.defaultdict(list)

@@ -118,8 +118,9 @@ async def test_2_mariadb_stopped_mid_load_and_started_again(
     ids, ledger = chats("dbdown", 20), Ledger()
     with ServeProcess(env) as serve:
         async with Load(serve.url, TOKEN, "dbdown", ledger) as load:
-            work = asyncio.create_task(load.run(ids, acks=12, within=300, concurrency=20, pause=0.2))
-            await asyncio.sleep(4)
+            # Paced so that the load outlasts the outage on a fast machine as on a slow one.
+            work = asyncio.create_task(load.run(ids, acks=12, within=300, concurrency=20, pause=1.0))
+            await ledger.until_acknowledged(2 * len(ids))
             before = set(await asyncio.to_thread(live_actor_names, env["RAY_NAMESPACE"]))
             seen: list[int] = []
             stop = asyncio.Event()
@@ -183,31 +184,49 @@ async def count_live(namespace: str, samples: list[int], stop: asyncio.Event) ->
         await asyncio.sleep(0.1)
 
 
+async def count_connections(db: PrivateMariaDB, user: str, samples: list[int], stop: asyncio.Event) -> None:
+    """Connections the database server holds for one user, once a second."""
+    query = f"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '{user}'"
+    while not stop.is_set():
+        samples.append(int(await asyncio.to_thread(db.sql, query)))
+        await asyncio.sleep(1.0)
+
+
 @pytest.mark.timeout(2400)  # 1,100 activations: each one a new Ray worker process
 async def test_4_a_thousand_chats_through_twenty_live_actors(
     ray_session: str, fault_db: PrivateMariaDB, fault_llm: FakeLLM
 ) -> None:
+    # A database user of its own, so this deployment's connections can be told from the others'.
+    fault_db.sql("CREATE USER IF NOT EXISTS 'many'@'%' IDENTIFIED BY 'many'")
+    fault_db.sql("GRANT ALL PRIVILEGES ON chatservice.* TO 'many'@'%'")
     env = serve_env(ray_session, fault_db, fault_llm, MAX_LIVE_CHATS="20", ACTIVATION_WAIT_SECONDS="60")
+    env["DATABASE_URL"] = f"mysql://many:many@127.0.0.1:{fault_db.port}/chatservice"
     ids, ledger = chats("many", 1000), Ledger()
     revisits = random.Random(4).sample(ids, 100)
     samples: list[int] = []
+    connections: list[int] = []
     with ServeProcess(env) as serve:
         async with Load(serve.url, TOKEN, "many", ledger) as load:
             stop = asyncio.Event()
-            monitor = asyncio.create_task(count_live(env["RAY_NAMESPACE"], samples, stop))
+            monitors = [
+                asyncio.create_task(count_live(env["RAY_NAMESPACE"], samples, stop)),
+                asyncio.create_task(count_connections(fault_db, "many", connections, stop)),
+            ]
             first = await load.run(ids, acks=1, within=2000, concurrency=24)
             again = await load.run(revisits, acks=1, within=300, concurrency=24)
             stop.set()
-            await monitor
+            await asyncio.gather(*monitors)
         await conclude(
             "4. 1,000 chats, MAX_LIVE_CHATS=20",
             ledger,
             fault_db,
             env["RAY_NAMESPACE"],
-            **{"most live actors seen": max(samples)},
+            **{"most live actors seen": max(samples), "most database connections": max(connections)},
         )
     assert first == [1] * 1000 and again == [1] * 100
     assert max(samples) <= 20, f"live actors went above the cap: {max(samples)}"
+    # One connection per live actor, and the gateway's pool (DB_POOL_SIZE 4).
+    assert max(connections) <= 20 + 4, f"database connections: {max(connections)}"
 
 
 def llm_weather(started: float) -> Callable[[], int | str | None]:
