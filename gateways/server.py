@@ -151,7 +151,7 @@ def serve(settings: Settings) -> None:
         logs.add_file(path, settings.log_format)
         log.info("gateway log: %s (also in the Ray dashboard's Logs view)", path)
     if ray_info.dashboard_url:
-        log.info("Ray dashboard: %s", ray_info.dashboard_url)
+        log.info("Ray dashboard: %s (if it asks for a token: `ray get-auth-token`)", ray_info.dashboard_url)
     if ray_info.metrics_url:
         log.info("Ray metrics (Prometheus): %s", ray_info.metrics_url)
     try:
