@@ -178,18 +178,11 @@ async def test_3_serve_sigkilled_mid_stream_and_restarted(
     assert in_flight > 0 and verdict.errors.get("connection lost", 0) > 0
 
 
-async def count_live(namespace: str, samples: list[int], stop: asyncio.Event) -> None:
+async def sample(probe: Callable[[], int], every: float, samples: list[int], stop: asyncio.Event) -> None:
+    """Run the blocking `probe` every `every` seconds until `stop`, keeping what it counted."""
     while not stop.is_set():
-        samples.append(len(await asyncio.to_thread(live_actor_names, namespace)))
-        await asyncio.sleep(0.1)
-
-
-async def count_connections(db: PrivateMariaDB, user: str, samples: list[int], stop: asyncio.Event) -> None:
-    """Connections the database server holds for one user, once a second."""
-    query = f"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '{user}'"
-    while not stop.is_set():
-        samples.append(int(await asyncio.to_thread(db.sql, query)))
-        await asyncio.sleep(1.0)
+        samples.append(await asyncio.to_thread(probe))
+        await asyncio.sleep(every)
 
 
 @pytest.mark.timeout(2400)  # 1,100 activations: each one a new Ray worker process
@@ -201,6 +194,8 @@ async def test_4_a_thousand_chats_through_twenty_live_actors(
     fault_db.sql("GRANT ALL PRIVILEGES ON chatservice.* TO 'many'@'%'")
     env = serve_env(ray_session, fault_db, fault_llm, MAX_LIVE_CHATS="20", ACTIVATION_WAIT_SECONDS="60")
     env["DATABASE_URL"] = f"mysql://many:many@127.0.0.1:{fault_db.port}/chatservice"
+    namespace = env["RAY_NAMESPACE"]
+    processes = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'many'"
     ids, ledger = chats("many", 1000), Ledger()
     revisits = random.Random(4).sample(ids, 100)
     samples: list[int] = []
@@ -209,8 +204,8 @@ async def test_4_a_thousand_chats_through_twenty_live_actors(
         async with Load(serve.url, TOKEN, "many", ledger) as load:
             stop = asyncio.Event()
             monitors = [
-                asyncio.create_task(count_live(env["RAY_NAMESPACE"], samples, stop)),
-                asyncio.create_task(count_connections(fault_db, "many", connections, stop)),
+                asyncio.create_task(sample(lambda: len(live_actor_names(namespace)), 0.1, samples, stop)),
+                asyncio.create_task(sample(lambda: int(fault_db.sql(processes)), 1.0, connections, stop)),
             ]
             first = await load.run(ids, acks=1, within=2000, concurrency=24)
             again = await load.run(revisits, acks=1, within=300, concurrency=24)
