@@ -189,7 +189,7 @@ def write_table(name: str, turns: list[Turn], env: dict[str, str]) -> Path:
             "answer": f"answer ({t.finish_reason or 'ok'})",
             "empty": "**empty answer**",
             "broken": "**stream with no end**",
-        }.get(t.outcome, f"error {t.status}: {t.detail[:70]}")
+        }.get(t.outcome, f"error {t.status}: {t.detail[:70]}".replace("|", "\\|"))
         lines.append(
             f"| {t.number} | {t.via} | {t.language} | {t.o200k} / {t.llama} | {t.window or ''} "
             f"| {t.server or ''} | {off} | {'; '.join(t.exchanges) or 'nothing sent'} | {got} |"
@@ -225,8 +225,11 @@ def test_thirty_turns_against_a_real_llama_cpp_server(
 ) -> None:
     with Recorder(llama_server.url) as recorder:
         env = serve_env(recorder, llama_server, ray_session, tmp_path / "chats.db", tokenizer)
-        with ServeProcess(env) as serve:
+        serve = ServeProcess(env).start(timeout=240)  # generous: the machine may be busy
+        try:
             turns, stored = run_turns(serve, recorder, llama_server)
+        finally:
+            serve.stop()
     shown = {k: env[k] for k in ("MODEL", "MODEL_MAX_TOKENS", "MAX_TOKENS", "TOKENIZER")}
     table = write_table(f"tokenizer-{tokenizer}", turns, shown)
     note = f"per-turn table: {table}"

@@ -161,7 +161,7 @@ def test_evict_to_defaults_to_three_quarters_of_the_window() -> None:
     assert settings(EVICT_TO="0.5").evict_to == 0.5
 
 
-@pytest.mark.parametrize("value", ["0.4", "1.01", "0", "half"])
+@pytest.mark.parametrize("value", ["0.4", "1.01", "0", "half", "nan", "inf"])
 def test_evict_to_outside_a_half_to_one_is_refused_naming_the_key(value: str) -> None:
     with pytest.raises(SettingsError, match=r"^EVICT_TO="):
         Settings.from_env({"EVICT_TO": value})
