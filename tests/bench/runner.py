@@ -125,6 +125,7 @@ class Bench:
             "USER_TURNS_PER_MINUTE": "0",
             "MODEL_MAX_TOKENS": str(self.context_tokens),
             "MAX_TOKENS": str(self.cfg.max_tokens),
+            "EVICT_TO": "1.0",  # every turn of a full chat evicts (the prefix step sets its own)
             "LOG_LEVEL": "WARNING",
             "GRPC_GRACE_SECONDS": "1",  # the harness stops it only when no stream is running
         }
