@@ -24,7 +24,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     missing = [m for m in NEEDED if importlib.util.find_spec(m) is None]
     if not missing or os.environ.get("CHATSERVICE_REQUIRE_LLAMACPP") == "1":
         return
-    skip = pytest.mark.skip(reason=f"{', '.join(missing)} not installed: pip install -e '.[llamacpp]'")
+    skip = pytest.mark.skip(
+        reason=f"{', '.join(missing)} not installed: CMAKE_ARGS=-DGGML_NATIVE=OFF pip install -e '.[llamacpp]'"
+    )
     here = Path(__file__).parent
     for item in items:
         if here in Path(item.path).parents:
