@@ -41,6 +41,7 @@ class ActorConfig:
     turns_per_minute: int = 0
     namespace: str = NAMESPACE  # the deployment's Ray namespace: its actors and directory live there
     directory: str = "directory"
+    evict_to: float = 1.0  # EVICT_TO of the deployment (1.0, the window rule's own default, evicts least)
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
@@ -64,6 +65,7 @@ class ConversationActor:
             config.turns_per_minute,
             on_free=self._arm_idle_timer,
             on_activated=metrics.activated,
+            evict_to=config.evict_to,
         )
         self._calls = 0
         self._served = 0

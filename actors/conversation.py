@@ -41,8 +41,9 @@ class Conversation(ChatState):
         clock: Callable[[], float] = time.monotonic,
         on_free: Callable[[], None] = lambda: None,
         on_activated: Callable[[float], None] = lambda seconds: None,
+        evict_to: float = 1.0,
     ) -> None:
-        super().__init__(chat_id, store, on_activated)
+        super().__init__(chat_id, store, on_activated, evict_to)
         self._rate = RateLimit(turns_per_minute)
         self._clock = clock
         self._slot = TurnSlot(turn_timeout, on_change=on_free)

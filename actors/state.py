@@ -24,11 +24,16 @@ class ChatState:
     """What one activation knows of its chat; loaded from the store, changed only after a write succeeds."""
 
     def __init__(
-        self, chat_id: str, store: ChatStore, on_activated: Callable[[float], None] = lambda seconds: None
+        self,
+        chat_id: str,
+        store: ChatStore,
+        on_activated: Callable[[float], None] = lambda seconds: None,
+        evict_to: float = 1.0,
     ) -> None:
         self.chat_id = chat_id
         self._store = store
         self._on_activated = on_activated  # told how long each activation took (a metric)
+        self._evict_to = evict_to  # the window's low-water mark (EVICT_TO)
         self._active = False
         self.chat: ChatRecord | None = None
         self.window: Window | None = None
@@ -50,7 +55,7 @@ class ChatState:
         self._records = {r.seq: r for r in records}
         self.window = None
         if chat is not None:
-            self.window = Window(chat.params.context_tokens, chat.params.max_tokens)
+            self.window = Window(chat.params.context_tokens, chat.params.max_tokens, evict_to=self._evict_to)
             self.window.apply(add=[entry(r) for r in records])
 
     async def _ensure_active(self) -> None:

@@ -66,6 +66,7 @@ def build_registry(settings: Settings, live_chats_per_node: int) -> ChatRegistry
         settings.chat_idle_seconds,
         settings.chat_turns_per_minute,
         settings.ray_namespace,
+        evict_to=settings.evict_to,
     )
     return ChatRegistry(config, live_chats_per_node, settings.activation_wait_seconds)
 

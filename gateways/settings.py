@@ -82,6 +82,11 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("TWILIO_ACCOUNT_SID", "(none)", "sends answers that miss the reply budget via the REST API"),
     EnvVar("TWILIO_REPLY_BUDGET_SECONDS", "10", "answer a webhook inline if the turn ends within this"),
     EnvVar("TWILIO_API_BASE_URL", "https://api.twilio.com", "where the Twilio REST client sends"),
+    EnvVar(
+        "EVICT_TO",
+        "0.75",
+        "a full window is evicted down to this share of it, 0.5-1 (1 = only what each message needs)",
+    ),
 )
 
 
@@ -118,6 +123,7 @@ class Settings:
     user_turns_per_minute: int = 120
     llm_timeout_seconds: float = 60.0
     ray_namespace: str = "chatservice"
+    evict_to: float = 0.75
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -155,6 +161,7 @@ class Settings:
             user_turns_per_minute=r.number("USER_TURNS_PER_MINUTE", int, 120, 0, 1_000_000),
             llm_timeout_seconds=r.number("LLM_TIMEOUT_SECONDS", float, 60.0, 1.0, 3600.0),
             ray_namespace=r.text("RAY_NAMESPACE") or "chatservice",
+            evict_to=r.number("EVICT_TO", float, 0.75, 0.5, 1.0),
         )
         settings.check_exposure()
         return settings

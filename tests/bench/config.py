@@ -38,6 +38,8 @@ class BenchConfig:
     cold_histories: tuple[int, ...] = (10, 500)
     memory_counts: tuple[int, ...] = (10, 100)  # then MAX_LIVE_CHATS, or as many as the pool holds
     memory_max: int = 300
+    prefix_levels: tuple[float, ...] = (1.0, 0.75)  # EVICT_TO settings whose prompt prefixes are compared
+    prefix_turns: int = 40  # turns on one chat of `history` messages, per EVICT_TO setting
     idle_seconds: float = 2.0  # CHAT_IDLE_SECONDS of the served process that measures cold activation
     ceiling_seconds: float = 3.0
     ceiling_actors: int = 8
@@ -65,6 +67,7 @@ def smoke(**overrides: object) -> BenchConfig:
         cold_histories=(10, 50),
         memory_counts=(1,),
         memory_max=2,
+        prefix_turns=6,
         idle_seconds=1.0,
         ceiling_seconds=0.2,
         ceiling_actors=2,

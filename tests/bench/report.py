@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from tests.bench import prefix
 from tests.bench.config import INTERFACES, RAY_CALLS_PER_TURN
 
 OVERHEAD_LEVEL = 50
@@ -169,6 +170,8 @@ def markdown(results: dict[str, Any]) -> str:
                     f"| {_f(r['cpu_ms_per_turn']['service'], 2)} | {sum(r['errors'].values()) or ''} |"
                 )
     lines += _cold_memory_ceiling(results)
+    if "prefix_cache" in results:  # runs before EVICT_TO have none
+        lines += prefix.markdown(results["prefix_cache"])
     return "\n".join(lines) + "\n"
 
 

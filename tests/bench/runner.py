@@ -20,7 +20,7 @@ from gateways.tokenizer import tokenizer_for
 from store import DatabaseURL
 from store.errors import Unavailable
 from store.migrate import migrate
-from tests.bench import baseline
+from tests.bench import baseline, prefix
 from tests.bench.cluster import RAY_ENV, ProcessTree, RayHead, live_actors, rss_of
 from tests.bench.config import INTERFACES, RAY_CALLS_PER_TURN, BenchConfig
 from tests.bench.llm import BenchLLM, Profile
@@ -125,6 +125,7 @@ class Bench:
             "USER_TURNS_PER_MINUTE": "0",
             "MODEL_MAX_TOKENS": str(self.context_tokens),
             "MAX_TOKENS": str(self.cfg.max_tokens),
+            "EVICT_TO": "1.0",  # every turn of a full chat evicts (the prefix step sets its own)
             "LOG_LEVEL": "WARNING",
             "GRPC_GRACE_SECONDS": "1",  # the harness stops it only when no stream is running
         }
@@ -301,6 +302,7 @@ class Bench:
                 finally:
                     base.close()
                 log("stopping")
+            self.results["prefix_cache"] = self.prefix_cache()
         self.results["meta"]["elapsed_s"] = time.monotonic() - started
         self.results["meta"]["concurrency_skipped"] = self.skipped
         self.results["meta"]["machine"]["load_average_at_end"] = os.getloadavg()
@@ -388,6 +390,16 @@ class Bench:
             {f"chat:{c}" for n in cfg.cold_histories for _, c in chat_ids(f"cold{n}", cfg.cold_chats)}
         )
         return out
+
+    def prefix_cache(self) -> dict[str, Any]:
+        """Prefix-stable turns at each EVICT_TO setting, each in a served process of its own."""
+        cfg = self.cfg
+        log(f"prefix-stable turns: EVICT_TO {cfg.prefix_levels}, {cfg.prefix_turns} turns each")
+        params = self.settings(3600).default_params
+        env = self.serve_env(3600)
+        return prefix.measure(
+            cfg.prefix_levels, env, params, cfg.database_url, cfg.history, cfg.prefix_turns, log
+        )
 
     def ceiling(self) -> dict[str, Any]:
         assert self.driver is not None and self.head is not None

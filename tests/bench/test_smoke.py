@@ -45,7 +45,7 @@ def test_smoke_run_reports_every_figure(tmp_path: Path, mysql_url: DatabaseURL) 
         env=env,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=420,  # two more served processes measure EVICT_TO
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     results = json.loads((tmp_path / "results.json").read_text())
@@ -67,5 +67,13 @@ def test_smoke_run_reports_every_figure(tmp_path: Path, mysql_url: DatabaseURL) 
         assert _number(cold["cold_ttft_ms"]["p50"]) and _number(cold["warm_ttft_ms"]["p50"])
 
     assert len(results["targets"]) == 7 and all(isinstance(t["met"], bool) for t in results["targets"])
+    levels = results["prefix_cache"]["levels"]
+    assert set(levels) == {"1.0", "0.75"}
+    for f in levels.values():
+        assert f["turns"] > 0 and f["mean_prompt_tokens"] > 0
+        shares = [f["prefix_stable_share"], f["kv_cache_hit_share"], f["openai_cached_share"]]
+        assert all(0 <= s <= 1 for s in [*shares, *f["input_cost_vs_no_cache"].values()]), f
+
     assert "## Targets" in (tmp_path / "results.md").read_text()
+    assert "## Prefix-stable turns" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "latency.png").read_bytes().startswith(b"\x89PNG")

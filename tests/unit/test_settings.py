@@ -153,3 +153,15 @@ def test_operations_settings_default_to_quiet_text_logs_and_a_ten_second_grace()
 def test_the_older_grpc_grace_name_is_still_accepted_and_the_new_one_wins() -> None:
     assert settings(GRPC_GRACE_SECONDS="30").shutdown_grace_seconds == 30.0
     assert settings(GRPC_GRACE_SECONDS="30", SHUTDOWN_GRACE_SECONDS="5").shutdown_grace_seconds == 5.0
+
+
+def test_evict_to_defaults_to_three_quarters_of_the_window() -> None:
+    assert settings().evict_to == 0.75
+    assert settings(EVICT_TO="1").evict_to == 1.0
+    assert settings(EVICT_TO="0.5").evict_to == 0.5
+
+
+@pytest.mark.parametrize("value", ["0.4", "1.01", "0", "half", "nan", "inf"])
+def test_evict_to_outside_a_half_to_one_is_refused_naming_the_key(value: str) -> None:
+    with pytest.raises(SettingsError, match=r"^EVICT_TO="):
+        Settings.from_env({"EVICT_TO": value})
