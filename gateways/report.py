@@ -71,7 +71,8 @@ class TurnReport:
             self.cancelled()  # the client left while the answer was being stored
             return
         metrics.turn_ended("failed")
-        log.warning("turn's answer could not be stored after %.3f s: %r", self.elapsed, exc)
+        reason = exc.code if isinstance(exc, ChatServiceError) else type(exc).__name__  # no message text
+        log.warning("turn's answer could not be stored after %.3f s: %s", self.elapsed, reason)
 
     def completed(self, finish_reason: str, prompt_tokens: int, completion_tokens: int, answer: str) -> None:
         seconds = self.elapsed

@@ -148,7 +148,7 @@ def serve(settings: Settings) -> None:
     ray_info = start_ray(settings)
     if ray_info.log_dir is not None:
         path = ray_info.log_dir / f"chatservice-gateway-{os.getpid()}.log"
-        logs.add_file(path, settings.log_format)
+        logs.add_file(path, settings.log_format, settings.log_content)
         log.info("gateway log: %s (also in the Ray dashboard's Logs view)", path)
     if ray_info.dashboard_url:
         log.info("Ray dashboard: %s (if it asks for a token: `ray get-auth-token`)", ray_info.dashboard_url)
