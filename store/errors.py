@@ -71,3 +71,15 @@ class DeadlineExceeded(ChatServiceError):
 
 class Cancelled(ChatServiceError):
     code = "cancelled"
+
+
+class UnsupportedMediaType(InvalidArgument):
+    """A body in a format the route does not take (a JSON route, a body without a JSON type)."""
+
+    code = "unsupported_media_type"
+
+
+class MisdirectedRequest(PermissionDenied):
+    """A Host header this service does not answer to (as a DNS-rebinding page would send)."""
+
+    code = "misdirected_request"

@@ -14,7 +14,7 @@ from store.url import DatabaseURL
 
 LOCK_NAME = "chatservice.migrate"
 LOCK_TIMEOUT_SECONDS = 60
-_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_FILE = re.compile(r"([0-9]{4})_([a-z0-9_]+)\.sql")
 _LEDGER = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
     "(version INTEGER NOT NULL PRIMARY KEY, name VARCHAR(200) NOT NULL)"
@@ -32,7 +32,7 @@ def migrations(kind: str) -> list[Migration]:
     """The migrations shipped for one database kind, in version order."""
     found = []
     for entry in resources.files("store").joinpath("migrations", kind).iterdir():
-        match = _FILE.match(entry.name)
+        match = _FILE.fullmatch(entry.name)
         if match:
             sql = "\n".join(
                 line for line in entry.read_text("utf-8").splitlines() if not line.startswith("--")
