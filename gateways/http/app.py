@@ -6,6 +6,7 @@ from aiohttp import web
 
 from gateways.health import Readiness
 from gateways.http import chat, health, page, twilio, v1
+from gateways.http.guard import same_origin
 from gateways.http.keys import READINESS, SERVICE, SETTINGS
 from gateways.http.middleware import PUBLIC, auth, echo_request_id, errors, request_ids
 from gateways.service import ChatService
@@ -17,7 +18,9 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", v1.OPENAPI_PATH, twilio.PATH, *
 
 
 def create_app(settings: Settings, service: ChatService, readiness: Readiness) -> web.Application:
-    app = web.Application(middlewares=[request_ids, errors, auth], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[request_ids, errors, same_origin, auth], client_max_size=settings.max_body_bytes
+    )
     app.on_response_prepare.append(echo_request_id)
     app[SETTINGS] = settings
     app[SERVICE] = service
