@@ -83,3 +83,9 @@ class MisdirectedRequest(PermissionDenied):
     """A Host header this service does not answer to (as a DNS-rebinding page would send)."""
 
     code = "misdirected_request"
+
+
+class RequestTimeout(InvalidArgument):
+    """A request that did not arrive in time (a body trickled in slower than READ_TIMEOUT_SECONDS)."""
+
+    code = "request_timeout"
