@@ -52,8 +52,11 @@ async def migrate(url: DatabaseURL) -> list[int]:
 def _migrate_sqlite(path: str) -> list[int]:
     from pathlib import Path
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_SECONDS, isolation_level=None)
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_SECONDS, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:  # a directory that cannot be made, or read-only
+        raise Unavailable(f"cannot open the SQLite database {path}: {exc}") from None
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("BEGIN IMMEDIATE")  # the file lock serialises concurrent migrators
@@ -68,8 +71,8 @@ def _migrate_sqlite(path: str) -> list[int]:
                 applied.append(m.version)
         conn.execute("COMMIT")
         return applied
-    except sqlite3.OperationalError as exc:
-        raise Unavailable(f"cannot migrate the SQLite database: {exc}") from exc
+    except sqlite3.OperationalError as exc:  # e.g. a read-only file or directory
+        raise Unavailable(f"cannot migrate the SQLite database {path}: {exc}") from None
     finally:
         conn.close()
 
