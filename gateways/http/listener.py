@@ -12,6 +12,8 @@ it is the head timeout. The rest is here:
 - `read_body` gives the body READ_TIMEOUT_SECONDS after the head (408 and closed beyond).
 - `quiet_accept_errors` logs asyncio's "socket.accept() out of system resource" (which it would
   log with a traceback for every try, thousands of times a second) once per interval, counted.
+- `BadRequests` turns aiohttp's ERROR and traceback for each malformed request (the client's
+  fault, answered 400) into one DEBUG line: an attacker could otherwise fill the log with them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from gateways.http.keys import SETTINGS
@@ -181,6 +184,27 @@ def quiet_accept_errors(loop: asyncio.AbstractEventLoop, interval: float = ACCEP
     loop.set_exception_handler(handle)
 
 
+class BadRequests(logging.Filter):
+    """On aiohttp.server: a malformed request is one DEBUG line, not an ERROR with a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.msg, record.args = "malformed request answered %s: %s", (exc.code, type(exc).__name__)
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_bad_requests() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, BadRequests) for f in server_log.filters):
+        server_log.addFilter(BadRequests())
+
+
 class HttpListener:
     """The aiohttp app served on HOST:WEB_SERVER_PORT behind the connection cap."""
 
@@ -203,6 +227,7 @@ class HttpListener:
         await self.runner.setup()
         loop = asyncio.get_running_loop()
         quiet_accept_errors(loop)
+        quiet_bad_requests()
         handlers = self.runner.server
         assert handlers is not None  # set by setup()
         s = self._settings
