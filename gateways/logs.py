@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
+from store.errors import ChatServiceError
+
 IDS = ("chat_id", "turn_id", "request_id")
 _VARS: dict[str, ContextVar[str | None]] = {name: ContextVar(name, default=None) for name in IDS}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")  # fullmatch: `$` accepts a final newline
@@ -54,8 +56,6 @@ class ContextFilter(logging.Filter):
 
 
 def _message(exc: BaseException) -> str:
-    from store.errors import ChatServiceError
-
     if isinstance(exc, ChatServiceError):
         return exc.message
     return str(exc) if isinstance(exc, _SAFE_MESSAGES) else WITHHELD

@@ -88,12 +88,15 @@ def private_token_file() -> None:
     if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
         return  # the operator's token: not ours to write
     path = Path.home() / ".ray" / "auth_token"
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         if path.stat().st_mode & 0o077:
             path.chmod(0o600)
+        return
+    except OSError as exc:  # no writable home: Ray finds no token file either, and says so
+        log.warning("cannot write %s (%s): Ray's token is not kept in a file", path, exc.strerror)
         return
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_hex(32))

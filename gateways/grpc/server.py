@@ -52,8 +52,8 @@ def ipv4_addresses() -> list[str]:
 def bind_hosts(host: str) -> list[str]:
     """The addresses to bind for HOST: itself, except that gRPC binds 0.0.0.0 as `*`, IPv6 too.
 
-    An IPv4 wildcard is bound as each IPv4 address of the machine instead (interfaces that appear
-    later are not served; bind an address, or ::, to avoid that).
+    An IPv4 wildcard is bound as each interface's IPv4 address instead (interfaces that appear
+    later, and secondary addresses, are not served: bind an address, or ::, where that matters).
     """
     if host != "0.0.0.0":
         return [host]
