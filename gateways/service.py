@@ -216,7 +216,7 @@ class ChatService:
             )
         except ChatServiceError as exc:
             # The turn lease frees the chat anyway; the client already has its error.
-            log.warning("chat %s: could not abort turn %s: %s", chat_id, plan.turn_id, exc)
+            log.warning("chat %s: could not abort turn %s: %s", chat_id, plan.turn_id, exc.code)
 
     def _finished(self, plan: TurnPlan, result: TurnResult, reply: str, finish: Finish) -> TurnFinished:
         completion = finish.completion_tokens
