@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateways.ids import check_chat_id, check_new_chat_id, check_user_id, is_reserved
 from gateways.params import ChatOverrides, apply_overrides, check_system_prompt
-from gateways.settings import Settings, SettingsError
+from gateways.settings import Settings, SettingsError, read_dotenv
 from gateways.text import check_unicode, is_unicode, shows_something
 from store.errors import InvalidArgument
 from store.records import ChatParams
@@ -84,3 +86,10 @@ def test_settings_with_lone_surrogates_stop_start_up_naming_the_key(key: str, va
     # os.environ holds bytes that are not UTF-8 as lone surrogates (surrogateescape).
     with pytest.raises(SettingsError, match=key):
         Settings.from_env({key: value})
+
+
+def test_a_dotenv_that_is_not_utf8_is_a_one_line_settings_error(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_bytes(b"INITIAL_CHAT_MESSAGE=Ol\xe1\n")  # Latin-1, as an old editor saves it
+    with pytest.raises(SettingsError, match="is not UTF-8 text"):
+        read_dotenv(str(env))
