@@ -41,7 +41,11 @@ class MeasuredStore:
         if isinstance(exc, Unavailable) and not isinstance(exc, StaleState):
             log.warning("chat %s: store %s failed: %s", self._chat_id, op, exc)
         elif not isinstance(exc, ChatServiceError):
-            log.error("chat %s: store %s failed unexpectedly: %r", self._chat_id, op, exc)
+            # The type and a driver's error number only: a driver's message may quote stored text.
+            code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else ""
+            log.error(
+                "chat %s: store %s failed unexpectedly: %s %s", self._chat_id, op, type(exc).__name__, code
+            )
 
     async def ping(self) -> None:
         await self._call("ping", self._inner.ping, write=False)

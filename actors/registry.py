@@ -158,7 +158,8 @@ async def _unwrap(ref: Any) -> Any:
             raise _Gone from None
         if isinstance(cause, ChatServiceError):
             raise cause from None
-        log.error("a conversation call failed: %r", cause)
+        # The type only: the message of an unexpected error may quote the chat's text.
+        log.error("a conversation call failed: %s", type(cause).__name__)
         raise Unavailable("the conversation failed unexpectedly; retry") from exc
     except _GONE:
         raise _Gone from None

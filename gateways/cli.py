@@ -76,14 +76,14 @@ def chat(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "chat":
-        return chat(args)
     try:
+        if args.command == "chat":
+            return chat(args)
         settings = load()
     except SettingsError as exc:
         print(f"chatservice: configuration error: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, settings.log_content)
     try:
         if args.command == "migrate":
             from store.migrate import migrate

@@ -9,6 +9,9 @@ from store import errors as e
 HTTP_STATUS: dict[type[e.ChatServiceError], int] = {
     e.InvalidArgument: 400,
     e.MessageTooLarge: 413,
+    e.RequestTimeout: 408,
+    e.UnsupportedMediaType: 415,
+    e.MisdirectedRequest: 421,
     e.Unauthenticated: 401,
     e.PermissionDenied: 403,
     e.NotFound: 404,

@@ -7,10 +7,14 @@ import binascii
 import json
 from datetime import datetime
 
-from store.base import ChatCursor
+from gateways.text import is_unicode
+from store.base import MAX_ID_LENGTH, ChatCursor
 from store.errors import InvalidArgument
 
 BAD_TOKEN = "page_token is not one this service issued: start from the first page"
+# Message positions are stored as 32-bit unsigned integers; a forged token holding a larger one
+# would overflow the driver (SQLite raises OverflowError past 2**63) instead of finding nothing.
+MAX_SEQ = 2**32 - 1
 
 
 def _encode(payload: dict[str, object]) -> str:
@@ -21,7 +25,7 @@ def _decode(token: str) -> dict[str, object]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         payload = json.loads(raw)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         raise InvalidArgument(BAD_TOKEN) from None
     if not isinstance(payload, dict):
         raise InvalidArgument(BAD_TOKEN)
@@ -36,10 +40,17 @@ def chat_cursor(token: str) -> ChatCursor | None:
     if not token:
         return None
     payload = _decode(token)
+    created, chat_id = payload.get("c"), payload.get("i")
+    if not isinstance(created, str) or not isinstance(chat_id, str):
+        raise InvalidArgument(BAD_TOKEN)
     try:
-        return ChatCursor(datetime.fromisoformat(str(payload["c"])), str(payload["i"]))
-    except (KeyError, ValueError):
+        when = datetime.fromisoformat(created)
+    except ValueError:
         raise InvalidArgument(BAD_TOKEN) from None
+    # Stored times are naive UTC; ids are what the store holds (no lone surrogates a driver chokes on).
+    if when.tzinfo is not None or len(chat_id) > MAX_ID_LENGTH or not is_unicode(chat_id):
+        raise InvalidArgument(BAD_TOKEN)
+    return ChatCursor(when, chat_id)
 
 
 def message_token(after_seq: int) -> str:
@@ -50,7 +61,7 @@ def message_cursor(token: str) -> int:
     if not token:
         return 0
     seq = _decode(token).get("s")
-    if not isinstance(seq, int) or seq < 0:
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ:
         raise InvalidArgument(BAD_TOKEN)
     return seq
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from gateways.models import context_window
+from gateways.text import check_unicode
 from store.base import MAX_MODEL_LENGTH
 from store.errors import InvalidArgument
 from store.records import ChatParams
@@ -66,12 +67,13 @@ def apply_overrides(defaults: ChatParams, o: ChatOverrides) -> ChatParams:
 def check_system_prompt(prompt: str) -> str:
     if len(prompt) > MAX_SYSTEM_PROMPT_CHARS:
         raise InvalidArgument(f"system_prompt is longer than {MAX_SYSTEM_PROMPT_CHARS} characters")
-    return prompt
+    return check_unicode("system_prompt", prompt)
 
 
 def _window_of(model: str) -> int:
     if not model.strip() or len(model) > MAX_MODEL_LENGTH:
         raise InvalidArgument(f"model must be 1 to {MAX_MODEL_LENGTH} characters")
+    check_unicode("model", model)
     window = context_window(model)
     if window is None:
         raise InvalidArgument(
@@ -81,7 +83,7 @@ def _window_of(model: str) -> int:
 
 
 def _stops(stop: tuple[str, ...]) -> tuple[str, ...]:
-    stops = tuple(s for s in stop if s)
+    stops = tuple(check_unicode("stop", s) for s in stop if s)
     if len(stops) > MAX_STOP_SEQUENCES:
         raise InvalidArgument(f"stop takes at most {MAX_STOP_SEQUENCES} sequences, got {len(stops)}")
     return stops

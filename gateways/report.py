@@ -8,7 +8,7 @@ import time
 
 from actors.protocol import TurnPlan
 from gateways import metrics
-from store.errors import ChatServiceError, Unavailable
+from store.errors import ChatServiceError, ResourceExhausted, Unavailable
 
 log = logging.getLogger("chatservice.turn")
 
@@ -60,7 +60,15 @@ class TurnReport:
 
     def llm_failed(self, exc: ChatServiceError) -> None:
         metrics.turn_ended("llm_error")
-        log.warning("turn failed in the LLM after %.3f s: %s: %s", self.elapsed, exc.code, exc.message)
+        # A refusal quotes the LLM server's own message, which may quote the request (vLLM's
+        # validation errors include the offending input): logged only with LOG_CONTENT=1.
+        ours = isinstance(exc, Unavailable | ResourceExhausted)
+        why = (
+            exc.message
+            if ours or self._log_content
+            else "the LLM's message is withheld (LOG_CONTENT=1 logs it)"
+        )
+        log.warning("turn failed in the LLM after %.3f s: %s: %s", self.elapsed, exc.code, why)
 
     def cancelled(self) -> None:
         metrics.turn_ended("cancelled")
@@ -71,7 +79,8 @@ class TurnReport:
             self.cancelled()  # the client left while the answer was being stored
             return
         metrics.turn_ended("failed")
-        log.warning("turn's answer could not be stored after %.3f s: %r", self.elapsed, exc)
+        reason = exc.code if isinstance(exc, ChatServiceError) else type(exc).__name__  # no message text
+        log.warning("turn's answer could not be stored after %.3f s: %s", self.elapsed, reason)
 
     def completed(self, finish_reason: str, prompt_tokens: int, completion_tokens: int, answer: str) -> None:
         seconds = self.elapsed

@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 
 import ray
-from aiohttp import web
 
 from actors.actor import ActorConfig
 from actors.registry import ChatRegistry
@@ -19,6 +18,7 @@ from gateways.capacity import live_chats_per_node
 from gateways.grpc import GrpcGateway
 from gateways.health import Readiness
 from gateways.http import create_app
+from gateways.http.listener import HttpListener
 from gateways.llm import LLM, OpenAIChat
 from gateways.offline import OfflineResponder
 from gateways.raynode import RayInfo, alive_nodes, start_ray
@@ -106,14 +106,10 @@ async def run_gateways(runtime: Runtime, ray_info: RayInfo, started: float) -> N
     grpc_gateway = GrpcGateway(s, runtime.service, runtime.readiness)
     grpc_port = await grpc_gateway.start()
     log.info("gRPC listening on %s:%s", s.host, grpc_port)
-    app = create_app(s, runtime.service, runtime.readiness)
-    # shutdown_timeout: at cleanup, running requests (JSON or SSE turns) get `grace` seconds to
-    # finish before they are cancelled, as gRPC streams do.
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=grace)
-    await runner.setup()
-    site = web.TCPSite(runner, s.host, s.web_port)
-    await site.start()
-    port = runner.addresses[0][1] if runner.addresses else s.web_port
+    # At stop, running requests (JSON or SSE turns) get `grace` seconds to finish before they are
+    # cancelled, as gRPC streams do.
+    http = HttpListener(create_app(s, runtime.service, runtime.readiness), s, grace)
+    port = await http.start()
     log.info("HTTP listening on http://%s:%s (ready in %.1f s)", s.host, port, time.monotonic() - started)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -121,7 +117,7 @@ async def run_gateways(runtime: Runtime, ray_info: RayInfo, started: float) -> N
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping: new requests are refused, running turns get %.0f s to finish", grace)
-    await asyncio.gather(grpc_gateway.stop(grace), runner.cleanup())
+    await asyncio.gather(grpc_gateway.stop(grace), http.stop())
 
 
 async def run(settings: Settings, ray_info: RayInfo, started: float) -> None:
@@ -149,7 +145,7 @@ def serve(settings: Settings) -> None:
     ray_info = start_ray(settings)
     if ray_info.log_dir is not None:
         path = ray_info.log_dir / f"chatservice-gateway-{os.getpid()}.log"
-        logs.add_file(path, settings.log_format)
+        logs.add_file(path, settings.log_format, settings.log_content)
         log.info("gateway log: %s (also in the Ray dashboard's Logs view)", path)
     if ray_info.dashboard_url:
         log.info("Ray dashboard: %s (if it asks for a token: `ray get-auth-token`)", ray_info.dashboard_url)

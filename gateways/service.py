@@ -15,11 +15,12 @@ from actors.ratelimit import KeyedRateLimit
 from actors.registry import ChatRegistry
 from gateways import logs, paging
 from gateways.events import TurnDelta, TurnEvent, TurnFinished, TurnStarted
-from gateways.ids import check_chat_id, check_user_id, new_chat_id
+from gateways.ids import check_chat_id, check_new_chat_id, check_user_id, new_chat_id
 from gateways.llm import LLM, Delta, Finish
 from gateways.params import ChatOverrides, apply_overrides, check_system_prompt
 from gateways.report import TurnReport
 from gateways.settings import Settings
+from gateways.text import check_unicode, shows_something
 from gateways.tokenizer import tokenizer_for
 from store.base import ChatCursor, ChatStore
 from store.errors import (
@@ -54,8 +55,9 @@ class ChatService:
         self._user_turns = KeyedRateLimit(settings.user_turns_per_minute)
 
     def check_content(self, content: str) -> str:
-        if not content or not content.strip():
+        if not shows_something(content):  # also zero-width spaces, joiners, BOMs and the like alone
             raise InvalidArgument("user_message is empty: send some text")
+        check_unicode("user_message", content)
         if len(content) > self._settings.max_message_chars:
             raise MessageTooLarge(
                 f"user_message is {len(content)} characters; at most "
@@ -77,13 +79,23 @@ class ChatService:
         return self._openings[key]
 
     async def turn(
-        self, user_id: str, chat_id: str | None, content: str, *, create_missing: bool = True
+        self,
+        user_id: str,
+        chat_id: str | None,
+        content: str,
+        *,
+        create_missing: bool = True,
+        whatsapp: bool = False,
     ) -> AsyncGenerator[TurnEvent, None]:
-        """Run one turn: the start, the answer's deltas, then the end (or an error)."""
+        """Run one turn: the start, the answer's deltas, then the end (or an error).
+
+        `whatsapp`: the Twilio webhook's turn, the only one allowed in a reserved `wa:` chat.
+        """
         report = TurnReport(self._settings.log_content)
         try:
             check_user_id(user_id)
-            chat_id = check_chat_id(chat_id) if chat_id else new_chat_id()
+            check = check_chat_id if whatsapp else check_new_chat_id
+            chat_id = check(chat_id) if chat_id else new_chat_id()
             turn_id = uuid.uuid4().hex
             logs.bind(chat_id=chat_id, turn_id=turn_id)
             self.check_content(content)
@@ -127,11 +139,13 @@ class ChatService:
         )
         yield finished
 
-    async def answer(self, user_id: str, chat_id: str | None, content: str) -> tuple[str, str]:
+    async def answer(
+        self, user_id: str, chat_id: str | None, content: str, *, whatsapp: bool = False
+    ) -> tuple[str, str]:
         """Run a turn to the end: (chat_id, the whole answer)."""
         parts: list[str] = []
         started = None
-        async for event in self.turn(user_id, chat_id, content):
+        async for event in self.turn(user_id, chat_id, content, whatsapp=whatsapp):
             if isinstance(event, TurnStarted):
                 started = event
             elif isinstance(event, TurnDelta):
@@ -142,8 +156,8 @@ class ChatService:
     def _check_user_rate(self, user_id: str) -> None:
         wait = self._user_turns.admit(user_id, time.monotonic())
         if wait:
-            raise ResourceExhausted(
-                f"user {user_id!r} sent {self._user_turns.limit} messages in the last minute: "
+            raise ResourceExhausted(  # no user id: WhatsApp user ids are phone numbers, and get logged
+                f"this user sent {self._user_turns.limit} messages in the last minute: "
                 f"wait {wait:.0f} s before the next one"
             )
 
@@ -202,7 +216,7 @@ class ChatService:
             )
         except ChatServiceError as exc:
             # The turn lease frees the chat anyway; the client already has its error.
-            log.warning("chat %s: could not abort turn %s: %s", chat_id, plan.turn_id, exc)
+            log.warning("chat %s: could not abort turn %s: %s", chat_id, plan.turn_id, exc.code)
 
     def _finished(self, plan: TurnPlan, result: TurnResult, reply: str, finish: Finish) -> TurnFinished:
         completion = finish.completion_tokens
@@ -229,7 +243,7 @@ class ChatService:
     ) -> tuple[ChatRecord, WindowInfo]:
         """A new chat with the defaults or the given overrides; the id is generated unless given."""
         check_user_id(user_id)
-        chat_id = check_chat_id(chat_id) if chat_id else new_chat_id()
+        chat_id = check_new_chat_id(chat_id) if chat_id else new_chat_id()
         new = self.new_chat(overrides)
         await self._registry.create(chat_id, user_id, new)
         self._models[chat_id] = new.params.model

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import resource
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 
 from gateways.models import context_window
 from gateways.params import MAX_STOP_SEQUENCES, RANGES
+from gateways.text import is_unicode
 from store.records import ChatParams
 from store.url import DatabaseURL
 
@@ -87,6 +89,21 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "0.75",
         "a full window is evicted down to this share of it, 0.5-1 (1 = only what each message needs)",
     ),
+    EnvVar(
+        "WHATSAPP_ID_KEY",
+        "(from TWILIO_AUTH_TOKEN)",
+        "key of the hash that names WhatsApp chats (no phone number in ids, actor names or logs)",
+    ),
+    EnvVar(
+        "MAX_CONNECTIONS",
+        "(a quarter of the open-file limit, at most 1000)",
+        "open connections per port (HTTP, gRPC); beyond it the oldest idle HTTP one is closed",
+    ),
+    EnvVar(
+        "READ_TIMEOUT_SECONDS",
+        "15",
+        "an HTTP request's head, then its body, must each arrive within this long (408/closed beyond)",
+    ),
 )
 
 
@@ -124,6 +141,9 @@ class Settings:
     llm_timeout_seconds: float = 60.0
     ray_namespace: str = "chatservice"
     evict_to: float = 0.75
+    whatsapp_id_key: str | None = field(default=None, repr=False)
+    max_connections: int | None = None  # None: sized from the open-file limit (connection_cap)
+    read_timeout_seconds: float = 15.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -162,8 +182,12 @@ class Settings:
             llm_timeout_seconds=r.number("LLM_TIMEOUT_SECONDS", float, 60.0, 1.0, 3600.0),
             ray_namespace=r.text("RAY_NAMESPACE") or "chatservice",
             evict_to=r.number("EVICT_TO", float, 0.75, 0.5, 1.0),
+            whatsapp_id_key=r.text("WHATSAPP_ID_KEY"),
+            max_connections=r.optional("MAX_CONNECTIONS", int, 8, 1_000_000),
+            read_timeout_seconds=r.number("READ_TIMEOUT_SECONDS", float, 15.0, 1.0, 3600.0),
         )
         settings.check_exposure()
+        settings.check_text()
         return settings
 
     def check_exposure(self) -> None:
@@ -172,6 +196,21 @@ class Settings:
                 f"HOST={self.host}: refusing to listen beyond loopback without AUTH_TOKEN; "
                 "set AUTH_TOKEN or bind 127.0.0.1"
             )
+
+    def check_text(self) -> None:
+        """Text settings a client would be refused for (lone surrogates) stop start-up instead."""
+        for key, value in (("INITIAL_CHAT_MESSAGE", self.initial_chat_message), *_stops(self)):
+            if not is_unicode(value):
+                raise SettingsError(f"{key}: holds a lone surrogate (not valid Unicode); fix the text")
+
+    @property
+    def connection_cap(self) -> int:
+        """MAX_CONNECTIONS, or a quarter of the open-file limit (the process needs fds for more)."""
+        if self.max_connections is not None:
+            return self.max_connections
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        limit = soft if soft != resource.RLIM_INFINITY else 4096
+        return max(8, min(1000, limit // 4))
 
     @property
     def offline(self) -> bool:
@@ -184,6 +223,10 @@ class Settings:
             return self.max_live_chats
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         return max(8, memory // 2 // (64 << 20))
+
+
+def _stops(settings: Settings) -> list[tuple[str, str]]:
+    return [("STOP", stop) for stop in settings.default_params.stop]
 
 
 def is_loopback(host: str) -> bool:
@@ -200,10 +243,13 @@ class _Reader:
         self._env = env
 
     def raw(self, key: str, default: str) -> str:
-        return self._env.get(key, default)
+        value = self._env.get(key, default)
+        if not is_unicode(value):  # bytes that are not UTF-8 reach os.environ as lone surrogates
+            raise SettingsError(f"{key}: is not valid UTF-8 text")
+        return value
 
     def text(self, key: str) -> str | None:
-        value = self._env.get(key, "").strip()
+        value = self.raw(key, "").strip()
         return value or None
 
     def number(self, key: str, kind: Callable[[str], T], default: T, lo: T, hi: T) -> T:
@@ -329,6 +375,8 @@ def read_dotenv(path: str = ".env") -> dict[str, str]:
             lines = f.read().splitlines()
     except FileNotFoundError:
         return {}
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{path}: is not UTF-8 text (byte {exc.start})") from None
     values = {}
     for line in lines:
         line = line.strip()

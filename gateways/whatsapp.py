@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import unicodedata
 
@@ -26,7 +27,6 @@ _BREAKS = (
     re.compile(r"[.!?…。！？][\"'”’»)\]]*\s"),
     re.compile(r"\s"),
 )
-_NUMBER = re.compile(r"^\+?\d{3,20}$")
 _ZWJ = "\u200d"
 
 
@@ -102,27 +102,34 @@ def _grapheme_start(text: str, index: int) -> int:
 
 # -- who is talking ----------------------------------------------------------------------------
 
+# A WhatsApp chat id: `wa:<sender key>:<generation>`; chats made before sender keys were hashed
+# have the number itself as their key (`wa:+5511999998888:1`) and are still continued.
+_CHAT = re.compile(r"wa:[A-Za-z0-9+]{1,64}:([0-9]{1,9})")
+_KEY_LABEL = b"chatservice whatsapp chat ids"
 
-def sender_number(sender: str) -> str:
-    """'whatsapp:+5511999998888' -> '+5511999998888'; anything else -> a stable hash of it."""
+
+def id_key(explicit: str | None, auth_token: str) -> bytes:
+    """The key of sender keys: WHATSAPP_ID_KEY, or one derived from the Twilio auth token."""
+    if explicit:
+        return explicit.encode()
+    return hmac.new(auth_token.encode(), _KEY_LABEL, hashlib.sha256).digest()
+
+
+def sender_key(sender: str, key: bytes) -> str:
+    """An opaque, stable key for a sender (HMAC-SHA256 of the address): ids never hold the number."""
     address = sender.removeprefix("whatsapp:").strip()
-    if _NUMBER.match(address):
-        return address
-    return "h" + hashlib.sha256(sender.encode()).hexdigest()[:24]
+    return hmac.new(key, address.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
 
 
-def chat_id_for(sender: str, generation: int) -> str:
+def chat_id_for(sender: str, generation: int, key: bytes) -> str:
     """The sender's chat of that generation; `/new` moves a sender to the next generation."""
-    return f"wa:{sender_number(sender)}:{generation}"
+    return f"wa:{sender_key(sender, key)}:{generation}"
 
 
-def generation_of(sender: str, chat_id: str) -> int | None:
-    """The generation of one of this sender's chats, or None for any other chat id."""
-    prefix = f"wa:{sender_number(sender)}:"
-    tail = chat_id.removeprefix(prefix)
-    if tail == chat_id or not (tail.isascii() and tail.isdigit()):
-        return None
-    return int(tail)
+def generation_of(chat_id: str) -> int | None:
+    """The generation of a WhatsApp chat id, or None for any other chat id."""
+    match = _CHAT.fullmatch(chat_id)
+    return int(match.group(1)) if match else None
 
 
 def is_new_command(body: str) -> bool:

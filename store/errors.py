@@ -71,3 +71,21 @@ class DeadlineExceeded(ChatServiceError):
 
 class Cancelled(ChatServiceError):
     code = "cancelled"
+
+
+class UnsupportedMediaType(InvalidArgument):
+    """A body in a format the route does not take (a JSON route, a body without a JSON type)."""
+
+    code = "unsupported_media_type"
+
+
+class MisdirectedRequest(PermissionDenied):
+    """A Host header this service does not answer to (as a DNS-rebinding page would send)."""
+
+    code = "misdirected_request"
+
+
+class RequestTimeout(InvalidArgument):
+    """A request that did not arrive in time (a body trickled in slower than READ_TIMEOUT_SECONDS)."""
+
+    code = "request_timeout"

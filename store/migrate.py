@@ -14,7 +14,7 @@ from store.url import DatabaseURL
 
 LOCK_NAME = "chatservice.migrate"
 LOCK_TIMEOUT_SECONDS = 60
-_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_FILE = re.compile(r"([0-9]{4})_([a-z0-9_]+)\.sql")
 _LEDGER = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
     "(version INTEGER NOT NULL PRIMARY KEY, name VARCHAR(200) NOT NULL)"
@@ -32,7 +32,7 @@ def migrations(kind: str) -> list[Migration]:
     """The migrations shipped for one database kind, in version order."""
     found = []
     for entry in resources.files("store").joinpath("migrations", kind).iterdir():
-        match = _FILE.match(entry.name)
+        match = _FILE.fullmatch(entry.name)
         if match:
             sql = "\n".join(
                 line for line in entry.read_text("utf-8").splitlines() if not line.startswith("--")
@@ -52,8 +52,11 @@ async def migrate(url: DatabaseURL) -> list[int]:
 def _migrate_sqlite(path: str) -> list[int]:
     from pathlib import Path
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_SECONDS, isolation_level=None)
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_SECONDS, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:  # a directory that cannot be made, or read-only
+        raise Unavailable(f"cannot open the SQLite database {path}: {exc}") from None
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("BEGIN IMMEDIATE")  # the file lock serialises concurrent migrators
@@ -68,8 +71,8 @@ def _migrate_sqlite(path: str) -> list[int]:
                 applied.append(m.version)
         conn.execute("COMMIT")
         return applied
-    except sqlite3.OperationalError as exc:
-        raise Unavailable(f"cannot migrate the SQLite database: {exc}") from exc
+    except sqlite3.OperationalError as exc:  # e.g. a read-only file or directory
+        raise Unavailable(f"cannot migrate the SQLite database {path}: {exc}") from None
     finally:
         conn.close()
 

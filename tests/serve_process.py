@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from tests.conftest import free_port
 class ServeProcess:
     """`python -m gateways.cli serve` with the given environment; waits until /healthz answers."""
 
-    def __init__(self, env: dict[str, str], cwd: Path | None = None) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path | None = None, open_files: int | None = None) -> None:
         self.web_port = int(env.get("WEB_SERVER_PORT") or free_port())
         self.grpc_port = int(env.get("GRPC_SERVER_PORT") or free_port())
         self.env = {
@@ -28,6 +29,7 @@ class ServeProcess:
             "GRPC_SERVER_PORT": str(self.grpc_port),
         }
         self.cwd = cwd
+        self.open_files = open_files  # the process's open-file limit (RLIMIT_NOFILE), if not inherited
         self.log = Path(tempfile.mkstemp(prefix="serve-", suffix=".log")[1])
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready_after = 0.0
@@ -45,6 +47,7 @@ class ServeProcess:
                 cwd=self.cwd,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                preexec_fn=self._limit if self.open_files else None,
             )
         while time.monotonic() - started < timeout:
             if self.proc.poll() is not None:
@@ -58,6 +61,10 @@ class ServeProcess:
                 time.sleep(0.2)
         self.kill()
         raise RuntimeError(f"serve was not healthy after {timeout} s:\n{self.output()}")
+
+    def _limit(self) -> None:
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     def stop(self, timeout: float = 60.0) -> int:
         """SIGTERM, as an orchestrator stops it; returns the exit code."""

@@ -6,7 +6,9 @@ from aiohttp import web
 
 from gateways.health import Readiness
 from gateways.http import chat, health, page, twilio, v1
+from gateways.http.guard import same_origin
 from gateways.http.keys import READINESS, SERVICE, SETTINGS
+from gateways.http.listener import read_body, track
 from gateways.http.middleware import PUBLIC, auth, echo_request_id, errors, request_ids
 from gateways.service import ChatService
 from gateways.settings import Settings
@@ -17,7 +19,10 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", v1.OPENAPI_PATH, twilio.PATH, *
 
 
 def create_app(settings: Settings, service: ChatService, readiness: Readiness) -> web.Application:
-    app = web.Application(middlewares=[request_ids, errors, auth], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[track, request_ids, errors, same_origin, auth, read_body],
+        client_max_size=settings.max_body_bytes,
+    )
     app.on_response_prepare.append(echo_request_id)
     app[SETTINGS] = settings
     app[SERVICE] = service

@@ -11,7 +11,13 @@ from gateways import logs
 from gateways.auth import token_matches
 from gateways.http.keys import SETTINGS
 from gateways.http_errors import error_body, http_status
-from store.errors import ChatServiceError, InvalidArgument, MessageTooLarge, Unauthenticated
+from store.errors import (
+    ChatServiceError,
+    InvalidArgument,
+    MessageTooLarge,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
 
 log = logging.getLogger("chatservice.http")
 PUBLIC = web.AppKey("public_paths", frozenset[str])
@@ -70,12 +76,26 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
+def is_json(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
 async def read_json(request: web.Request) -> dict[str, object]:
-    """The body as a JSON object, or InvalidArgument saying what is wrong with it."""
+    """The body as a JSON object, or InvalidArgument saying what is wrong with it.
+
+    A JSON content type is required: a page on another site can post `text/plain` or a form
+    without asking first, but not `application/json`.
+    """
+    if not is_json(request.content_type):
+        raise UnsupportedMediaType("send the body as JSON, with 'Content-Type: application/json'")
     try:
         body = await request.json()
     except (ValueError, LookupError):  # LookupError: a charset Python does not know
         raise InvalidArgument("body is not valid JSON") from None
+    except RecursionError:
+        raise InvalidArgument("body is nested too deeply") from None
     if not isinstance(body, dict):
         raise InvalidArgument("body must be a JSON object")
     return body

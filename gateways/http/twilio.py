@@ -1,8 +1,11 @@
 """POST /twilio/whatsapp: WhatsApp messages through Twilio, answered inline (TwiML) or later (REST).
 
 A delivery is trusted only with a valid X-Twilio-Signature over PUBLIC_URL + path and the form.
-Each MessageSid is claimed in the store before anything runs, so a retried delivery (from any
-gateway process, even while the first still runs) never starts a second turn or answer.
+Twilio's signature joins names and values with no separator, so a captured delivery re-posted
+with its fields shifted (`MessageSid=<sid>NumMedia0`, no NumMedia) still verifies: every field
+Twilio always sends must therefore be present and of Twilio's exact shape. Each MessageSid is
+claimed in the store before anything runs, so a retried delivery (from any gateway process, even
+while the first still runs) never starts a second turn or answer.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from gateways import whatsapp
 from gateways.http.keys import SERVICE, SETTINGS
 from gateways.service import ChatService
 from gateways.settings import Settings
+from gateways.text import shows_something
 from store.errors import ChatServiceError, FailedPrecondition, InvalidArgument, PermissionDenied
 from store.records import ChatRecord, ChatStatus
 
@@ -31,7 +35,11 @@ PATH = "/twilio/whatsapp"
 TWILIO_API = "https://api.twilio.com"
 DRAIN_SECONDS = 30.0  # at shutdown, how long answers still being written may finish
 UNSIGNED = "X-Twilio-Signature is missing or does not match this URL and body"
-_SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
+FORM = "application/x-www-form-urlencoded"
+# Twilio's own shapes (its API definitions): a prefix and 32 hex digits. Full matches only.
+_MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
+_ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
+_COUNT = re.compile(r"[0-9]{1,3}")
 T = TypeVar("T")
 log = logging.getLogger("chatservice.whatsapp")
 _http_log = logging.getLogger("chatservice.whatsapp.rest")  # the SDK logs every header at INFO
@@ -59,6 +67,7 @@ class WhatsApp:
         self._settings = settings
         self._service = service
         self._validator = RequestValidator(settings.twilio_auth_token)
+        self._key = whatsapp.id_key(settings.whatsapp_id_key, settings.twilio_auth_token)
         self._http: AsyncTwilioHttpClient | None = None
         self._rest: Any = None
         self._running: set[asyncio.Task[Any]] = set()
@@ -96,18 +105,22 @@ class WhatsApp:
     # -- conversations -----------------------------------------------------------------------
 
     async def _newest(self, sender: str) -> ChatRecord | None:
-        """The sender's newest WhatsApp chat (generations are created in order)."""
+        """The sender's newest WhatsApp chat (generations are created in order).
+
+        Listed by user id, so chats named under an earlier key (or by the number itself, before
+        keys) are still found and continued.
+        """
         chats, _ = await self._service.list_chats(sender, page_size=20)
-        return next((c for c in chats if whatsapp.generation_of(sender, c.id) is not None), None)
+        return next((c for c in chats if whatsapp.generation_of(c.id) is not None), None)
 
     async def _current(self, sender: str) -> str:
         """The chat this sender's next message goes to: their newest if active, else the next one."""
         chat = await self._newest(sender)
         if chat is None:
-            return whatsapp.chat_id_for(sender, 1)
+            return whatsapp.chat_id_for(sender, 1, self._key)
         if chat.status is ChatStatus.ACTIVE:
             return chat.id
-        return whatsapp.chat_id_for(sender, (whatsapp.generation_of(sender, chat.id) or 0) + 1)
+        return whatsapp.chat_id_for(sender, (whatsapp.generation_of(chat.id) or 0) + 1, self._key)
 
     async def start_over(self, sender: str) -> list[str]:
         """`/new`: end the sender's chat; their next message opens the next generation."""
@@ -126,7 +139,7 @@ class WhatsApp:
             for attempt in (1, 2):
                 chat_id = await self._current(sender)
                 try:
-                    _, answer = await self._service.answer(sender, chat_id, text)
+                    _, answer = await self._service.answer(sender, chat_id, text, whatsapp=True)
                     return whatsapp.split_message(answer)
                 except FailedPrecondition:
                     # Ended meanwhile (a `/new` from another delivery): once more on the next chat.
@@ -135,7 +148,7 @@ class WhatsApp:
         except ChatServiceError as exc:
             log.warning("WhatsApp answer failed (%s): %s", exc.code, exc.message)
         except Exception:
-            log.exception("WhatsApp answer failed")
+            log.exception("WhatsApp answer failed")  # logs.py withholds foreign exception messages
         return [whatsapp.FAILED_REPLY]
 
     async def reply(self, sender: str, to: str, text: str) -> list[str]:
@@ -161,7 +174,9 @@ class WhatsApp:
                 await self._rest.messages.create_async(to=sender, from_=to, body=part)
             except Exception as exc:
                 # Not retried: a create that failed late may have been sent, and twice is worse.
-                log.error("WhatsApp send failed at part %d of %d: %s", i + 1, len(parts), exc)
+                # Status and Twilio's error code only: its message quotes the recipient's number.
+                why = f"{type(exc).__name__} {getattr(exc, 'status', '')} {getattr(exc, 'code', '')}"
+                log.error("WhatsApp send failed at part %d of %d: %s", i + 1, len(parts), why.strip())
                 return
         log.info("sent a late WhatsApp answer in %d part(s) through the REST API", len(parts))
 
@@ -191,11 +206,37 @@ def twiml(parts: list[str]) -> web.Response:
     return web.Response(text=str(response), content_type="text/xml")
 
 
-def _field(form: MultiDictProxy[Any], name: str) -> str:
-    value = form.get(name)
-    if not isinstance(value, str) or not value.strip():
+def _field(form: MultiDictProxy[Any], name: str, shape: re.Pattern[str] | None = None) -> str:
+    """A field Twilio always sends, present once, and of its shape when one is given."""
+    values = form.getall(name, [])
+    if len(values) != 1 or not isinstance(values[0], str):
+        raise InvalidArgument(f"{name} is required, once")
+    value: str = values[0]
+    if shape is not None and not shape.fullmatch(value):
+        raise InvalidArgument(f"{name} is not of the shape Twilio sends")
+    if shape is None and name != "Body" and not value.strip():
         raise InvalidArgument(f"{name} is required")
     return value
+
+
+def _account(form: MultiDictProxy[Any], settings: Settings) -> None:
+    account = _field(form, "AccountSid", _ACCOUNT_SID)
+    if settings.twilio_account_sid is not None and account != settings.twilio_account_sid:
+        raise PermissionDenied("this delivery is for another Twilio account")
+
+
+async def _read_form(request: web.Request) -> MultiDictProxy[Any]:
+    """The url-encoded form Twilio posts; anything else is nothing Twilio could have signed.
+
+    Multipart is never parsed: a file part reached the signature check (TypeError) and a broken
+    part header failed the parser (InvalidHeader), both 500s.
+    """
+    if request.content_type != FORM:
+        raise PermissionDenied(UNSIGNED)
+    try:
+        return await request.post()
+    except (ValueError, LookupError):  # undecodable bytes, an unknown charset
+        raise PermissionDenied(UNSIGNED) from None  # not a form Twilio could have signed
 
 
 @routes.post(PATH)
@@ -203,18 +244,14 @@ async def webhook(request: web.Request) -> web.Response:
     bot = request.app[WHATSAPP]
     if not request.headers.get("X-Twilio-Signature"):
         raise PermissionDenied(UNSIGNED)  # before the body is read: unsigned is always 403
-    try:
-        form = await request.post()
-    except (ValueError, LookupError):  # broken multipart, undecodable bytes, an unknown charset
-        raise PermissionDenied(UNSIGNED) from None  # not a form Twilio could have signed
+    form = await _read_form(request)
     if not bot.signed(request, form):
         raise PermissionDenied(UNSIGNED)
-    sender, to, sid = _field(form, "From"), _field(form, "To"), _field(form, "MessageSid")
-    if not _SID.match(sid):
-        raise InvalidArgument("MessageSid must be 2 to 64 letters and digits")
-    body = str(form.get("Body") or "")
-    media = str(form.get("NumMedia") or "0").strip() not in ("", "0")
-    if not media and not body.strip():
+    _account(form, request.app[SETTINGS])
+    sid = _field(form, "MessageSid", _MESSAGE_SID)
+    sender, to, body = _field(form, "From"), _field(form, "To"), _field(form, "Body")
+    media = int(_field(form, "NumMedia", _COUNT)) > 0
+    if not media and not shows_something(body):
         return twiml([])  # nothing to answer
     if not await request.app[SERVICE].claim_event(sid, sender):
         log.info("WhatsApp delivery %s already taken: a retry, ignored", sid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -123,3 +124,86 @@ async def test_answers_render_as_markdown_and_html_in_any_message_runs_nothing(
         if shown == "live":
             await web.shot("markdown")
             await web.page.reload()
+
+
+REFERENCE = Path(__file__).with_name("markdown_reference.js").read_text()
+# Characters and runs that mean something inline, and plain text between them.
+ALPHABET = [
+    *"*_~`[]()<>\\\"' \n\ta.:!",
+    "**", "__", "~~", "``", "```", "http://", "https://x.y/", "](", "[a](", "](<", "x", "word",
+]  # fmt: skip
+
+
+async def test_the_linear_renderer_renders_what_the_regex_renderer_rendered(
+    serve_web: Serve, open_page: OpenPage
+) -> None:
+    """Thousands of random texts from Markdown's inline characters: the same DOM as before."""
+    web: WebPage = await open_page(serve_web())
+
+    async def reference(route: Any) -> None:
+        await route.fulfill(body=REFERENCE, content_type="text/javascript")
+
+    await web.page.route("**/web/markdown-reference.js", reference)  # same origin: CSP allows it
+    mismatches = await web.page.evaluate(
+        """async alphabet => {
+            const now = await import('/web/markdown.js');
+            const before = await import('/web/markdown-reference.js');
+            let seed = 13;
+            const random = n => {  // mulberry32: integer arithmetic, no float rounding
+                seed = (seed + 0x6d2b79f5) | 0;
+                let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+                t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+                return ((t ^ (t >>> 14)) >>> 0) % n;
+            };
+            const html = (render, text) => {
+                const box = document.createElement('div');
+                box.append(render(text));
+                return box.innerHTML;
+            };
+            const found = [];
+            const marked = new Set();
+            for (let n = 0; n < 4000 && found.length < 5; n += 1) {
+                let text = 'x';
+                for (let k = random(30); k > 0; k -= 1) text += alphabet[random(alphabet.length)];
+                const [a, b] = [html(now.renderMarkdown, text), html(before.renderMarkdown, text)];
+                if (a !== b) found.push([text, a, b]);
+                for (const tag of b.match(/<(em|strong|del|code|a|br)[ >]/g) ?? []) marked.add(tag.slice(0, -1));
+            }
+            return [found, [...marked].sort()];
+        }""",
+        ALPHABET,
+    )
+    assert mismatches == [[], ["<a", "<br", "<code", "<del", "<em", "<strong"]]  # every kind was met
+
+
+@pytest.mark.parametrize(
+    "unit", ["**a ", "*a ", "__a ", "_a ", "~~a ", "`a ``b ", "[a ", "[a](", "<http://a "]
+)
+async def test_rendering_time_grows_linearly_with_unclosed_markup(
+    serve_web: Serve, open_page: OpenPage, unit: str
+) -> None:
+    """100,000 characters of `**a ` took 4.9 s a render (quadratic), on every delta of an answer.
+
+    Ten times the text must take well under a hundred times the time: at most 30 times (the
+    best of three runs each, so a busy machine's pauses do not decide it).
+    """
+    web: WebPage = await open_page(serve_web())
+    small, large = await web.page.evaluate(
+        """async unit => {
+            const { renderMarkdown } = await import('/web/markdown.js');
+            const best = text => {
+                let fastest = Infinity;
+                for (let run = 0; run < 3; run += 1) {
+                    const started = performance.now();
+                    renderMarkdown(text);
+                    fastest = Math.min(fastest, performance.now() - started);
+                }
+                return fastest;
+            };
+            const times = n => best(unit.repeat(Math.ceil(n / unit.length)));
+            times(10000);  // warm the JIT
+            return [times(10000), times(100000)];
+        }""",
+        unit,
+    )
+    assert large < 30 * max(small, 1.0), (unit, small, large)

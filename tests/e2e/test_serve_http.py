@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import pytest
 from twilio.request_validator import RequestValidator
 
+from gateways import whatsapp
 from store import DatabaseURL
 from tests.http_support import parse_events
 from tests.llm_server import FakeLLM, words_reply
@@ -147,5 +148,6 @@ def test_v1_sse_a_hang_up_and_whatsapp_on_the_served_process(
                 SID, (SID, TWILIO_TOKEN), sender, "whatsapp:+14155238886", "Brasília."
             )
             status, chats = call(serve, "GET", f"/v1/users/{sender}/chats")
-            assert [c["chat_id"] for c in chats["chats"]] == [f"wa:{sender.removeprefix('whatsapp:')}:1"]
+            key = whatsapp.id_key(None, TWILIO_TOKEN)
+            assert [c["chat_id"] for c in chats["chats"]] == [whatsapp.chat_id_for(sender, 1, key)]
         assert serve.proc is not None and serve.proc.returncode == 0, serve.output()

@@ -31,6 +31,7 @@ from store import DatabaseURL
 
 Strategy = st.SearchStrategy[Any]
 TOKEN = "fuzz-token"
+TWILIO_TOKEN = "fuzz-twilio-token"
 # Derandomized runs draw the same values every time: fresh ids get this run's prefix, or the
 # second run would only meet ids (and Twilio MessageSids) the first one already took.
 RUN = uuid.uuid4().hex[:8]
@@ -535,7 +536,9 @@ def _chat_violations(
         problems.append(f"chat {chat_id!r}: title {title!r} is not its first message's")
     owner = w.owners.get(chat_id)
     if chat_id.startswith("wa:"):
-        if whatsapp.generation_of(user_id, chat_id) is None:
+        generation = whatsapp.generation_of(chat_id)
+        key = whatsapp.id_key(None, TWILIO_TOKEN)
+        if generation is None or chat_id != whatsapp.chat_id_for(user_id, generation, key):
             problems.append(f"chat {chat_id!r} does not belong to its user {user_id!r}")
     elif owner is None:
         problems.append(f"chat {chat_id!r} of {user_id!r} was stored by a request that failed")

@@ -39,6 +39,7 @@ from tests.faults.fuzz_support import (
     MODELS,
     SEGMENT_MODES,
     TOKEN,
+    TWILIO_TOKEN,
     Reply,
     Rpc,
     Strategy,
@@ -66,7 +67,6 @@ from tests.llm_server import Behaviour, FakeLLM
 from tests.serve_process import ServeProcess
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.ray, pytest.mark.timeout(600)]
-TWILIO_TOKEN = "fuzz-twilio-token"
 MAX_BODY_BYTES = 32768
 MAX_MESSAGE_CHARS = 2000
 GRPC_MAX_RECEIVE = MAX_MESSAGE_CHARS * 4 + 65536  # what gateways/grpc/server.py allows
@@ -456,6 +456,7 @@ def test_whatsapp_webhook(fuzz: Fuzz) -> None:
     f, w = fuzz, fuzz.world
     fields = {
         "MessageSid": weighted((3, fresh_ids("SM")), (1, text())),
+        "AccountSid": weighted((3, st.just("AC" + "0" * 32)), (1, text())),
         "From": ids([u for u in w.users if u.startswith("whatsapp:")]),
         "To": weighted((3, st.just("whatsapp:+14155238886")), (1, text())),
         "Body": st.one_of(text(2000), st.sampled_from(("/new", "novo", " /NEW "))),

@@ -131,7 +131,7 @@ async def test_a_token_that_is_not_utf8_is_401_not_500(make_client: MakeClient) 
     client = await make_client(AUTH_TOKEN="s3cret")
     reader, writer = await asyncio.open_connection(client.host, client.port)
     writer.write(
-        b"POST /chat HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer s3\x80\xffcret\r\n"
+        b"POST /chat HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3\x80\xffcret\r\n"
         b"Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     head, _, body = (await reader.read()).partition(b"\r\n\r\n")

@@ -17,9 +17,17 @@ from aiohttp import ClientTimeout
 from aiohttp.test_utils import TestClient
 from twilio.request_validator import RequestValidator
 
-from gateways.whatsapp import FAILED_REPLY, MEDIA_REPLY, NEW_CHAT_REPLY, split_message, units
+from gateways.whatsapp import (
+    FAILED_REPLY,
+    MEDIA_REPLY,
+    NEW_CHAT_REPLY,
+    chat_id_for,
+    id_key,
+    split_message,
+    units,
+)
 from store import DatabaseURL, open_store
-from store.records import ChatRecord, ChatStatus, MessageRecord, Role
+from store.records import ChatParams, ChatRecord, ChatStatus, MessageRecord, Role
 from tests.http_support import MakeClient, app_clients
 from tests.llm_server import FakeLLM
 from tests.twilio_api import FakeTwilio, Sent
@@ -30,6 +38,7 @@ SID = "AC" + "0" * 32
 PUBLIC = "https://chat.example.com"
 WEBHOOK = PUBLIC + "/twilio/whatsapp"
 OUR_NUMBER = "whatsapp:+14155238886"
+KEY = id_key(None, AUTH)  # WHATSAPP_ID_KEY unset: derived from the auth token
 Client = TestClient  # type: ignore[type-arg]
 
 
@@ -130,7 +139,8 @@ async def test_a_signed_message_is_answered_inline_with_twiml(
     assert r.status == 200 and r.content_type == "text/xml"
     assert replies(await r.text()) == ["Echo: Qual é a capital do Brasil?"]
     [chat] = await chats_of(mysql_url, sender)
-    assert chat.id == f"wa:{sender.removeprefix('whatsapp:')}:1" and chat.user_id == sender
+    assert chat.id == chat_id_for(sender, 1, KEY) and chat.user_id == sender
+    assert sender.removeprefix("whatsapp:+") not in chat.id  # no phone number in ids or actor names
     assert [(m.role, m.content) for m in await messages_of(mysql_url, chat.id)][1:] == [
         (Role.USER, "Qual é a capital do Brasil?"),
         (Role.ASSISTANT, "Echo: Qual é a capital do Brasil?"),
@@ -269,7 +279,6 @@ async def test_new_and_novo_start_a_fresh_conversation(
     make_client: MakeClient, sender: str, mysql_url: DatabaseURL, fake_llm: FakeLLM
 ) -> None:
     client = await make_client()
-    number = sender.removeprefix("whatsapp:")
     assert replies((await post(client, delivery(sender, "primeira conversa")))[1]) == [
         "Echo: primeira conversa"
     ]
@@ -286,9 +295,9 @@ async def test_new_and_novo_start_a_fresh_conversation(
     assert replies((await post(client, delivery(sender, "terceira")))[1]) == ["Echo: terceira"]
     chats = await chats_of(mysql_url, sender)
     assert [(c.id, c.status) for c in chats] == [
-        (f"wa:{number}:3", ChatStatus.ACTIVE),
-        (f"wa:{number}:2", ChatStatus.ENDED),
-        (f"wa:{number}:1", ChatStatus.ENDED),
+        (chat_id_for(sender, 3, KEY), ChatStatus.ACTIVE),
+        (chat_id_for(sender, 2, KEY), ChatStatus.ENDED),
+        (chat_id_for(sender, 1, KEY), ChatStatus.ENDED),
     ]
     assert len(fake_llm.records) == 3
 
@@ -316,30 +325,124 @@ async def test_the_webhook_needs_the_signature_not_the_token(make_client: MakeCl
     [
         ("application/x-www-form-urlencoded; charset=bogus", b"From=x"),
         ("application/x-www-form-urlencoded", b"\xff=1"),
-        ("multipart/form-data; boundary=zzz", b"garbage"),
+        # A file part used to reach the signature check (TypeError, 500); a broken part header
+        # failed the multipart parser (InvalidHeader, 500). Twilio only ever posts url-encoded forms.
+        (
+            "multipart/form-data; boundary=zzz",
+            b'--zzz\r\nContent-Disposition: form-data; name="f"; filename="a.txt"\r\n\r\nx\r\n--zzz--\r\n',
+        ),
+        ("multipart/form-data; boundary=zzz", b"--zzz\r\nBroken header\r\n\r\nx\r\n--zzz--\r\n"),
         ("multipart/form-data", b"no boundary"),
+        ("application/json", b"{}"),
+        ("text/plain", b"From=x"),
     ],
 )
-async def test_a_body_that_is_not_a_readable_form_is_403(
+async def test_a_body_that_is_not_a_readable_url_encoded_form_is_403(
     make_client: MakeClient, content_type: str, body: bytes
 ) -> None:
-    """Found by the fuzz suite: such bodies failed the form parser with a 500."""
+    """Found by the fuzz suite and by hand: such bodies failed the form parser or the check with a 500."""
     client = await make_client()
     for headers in ({"Content-Type": content_type} | sign({}), {"Content-Type": content_type}):
         r = await client.post("/twilio/whatsapp", data=body, headers=headers)
         assert r.status == 403 and (await r.json())["error"]["code"] == "permission_denied"
 
 
-async def test_missing_fields_are_400_and_no_webhook_without_its_token(
-    make_client: MakeClient, sender: str
+@pytest.mark.parametrize("name", ["MessageSid", "AccountSid", "From", "To", "Body", "NumMedia"])
+async def test_a_signed_delivery_without_a_field_twilio_always_sends_is_400(
+    make_client: MakeClient, sender: str, fake_llm: FakeLLM, name: str
 ) -> None:
     client = await make_client()
     form: dict[str, Any] = delivery(sender, "oi")
-    del form["MessageSid"]
+    del form[name]
     status, text = await post(client, form)
+    assert status == 400 and name in text and fake_llm.records == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MessageSid", "SM" + "0" * 31),
+        ("MessageSid", "XX" + "0" * 32),
+        ("MessageSid", "SM" + "g" * 32),
+        ("MessageSid", "SM" + "0" * 32 + "\n"),
+        ("AccountSid", "AC123"),
+        ("NumMedia", "one"),
+    ],
+)
+async def test_fields_of_another_shape_are_400(
+    make_client: MakeClient, sender: str, fake_llm: FakeLLM, name: str, value: str
+) -> None:
+    client = await make_client()
+    status, text = await post(client, delivery(sender, "oi") | {name: value})
+    assert status == 400 and name in text and fake_llm.records == []
+
+
+async def test_a_delivery_for_another_account_is_403(make_client: MakeClient, sender: str) -> None:
+    client = await make_client()
+    status, text = await post(client, delivery(sender, "oi", AccountSid="AC" + "f" * 32))
+    assert status == 403 and "another Twilio account" in text
+
+
+async def test_a_captured_delivery_replayed_with_shifted_fields_runs_no_second_turn(
+    make_client: MakeClient, sender: str, mysql_url: DatabaseURL, fake_llm: FakeLLM
+) -> None:
+    """The signature joins names and values with no separator: `MessageSid=<sid>NumMedia0` without
+    NumMedia signs the same as the original. It used to pass the dedupe as a new message."""
+    client = await make_client()
+    form = delivery(sender, "só uma vez")
+    signature = sign(form)
+    assert replies((await post(client, form, signature))[1]) == ["Echo: só uma vez"]
+    shifted = {k: v for k, v in form.items() if k != "NumMedia"}
+    shifted["MessageSid"] += "NumMedia0"
+    assert sign(shifted) == signature  # the attacker needs no key: the captured signature still fits
+    status, text = await post(client, shifted, signature)
     assert status == 400 and "MessageSid" in text
+    assert len(fake_llm.records) == 1
+    [chat] = await chats_of(mysql_url, sender)
+    assert len(await messages_of(mysql_url, chat.id)) == 3  # the system prompt, one question, one answer
+
+
+async def test_no_webhook_without_its_token(make_client: MakeClient, sender: str) -> None:
     bare = await make_client(TWILIO_AUTH_TOKEN="")
     assert (await post(bare, delivery(sender, "oi")))[0] == 404
+
+
+async def test_a_chat_named_by_the_number_before_keys_is_continued(
+    make_client: MakeClient, sender: str, mysql_url: DatabaseURL, fake_llm: FakeLLM
+) -> None:
+    """Chats made by earlier versions are `wa:<number>:<n>`: their senders keep their conversation."""
+    legacy = f"wa:{sender.removeprefix('whatsapp:')}:1"
+    store = open_store(mysql_url)
+    try:
+        await store.create_chat(ChatRecord(legacy, sender, ChatParams("gpt-4o-mini", 128_000, 1024)), [])
+    finally:
+        await store.close()
+    client = await make_client()
+    assert replies((await post(client, delivery(sender, "ainda lembra?")))[1]) == ["Echo: ainda lembra?"]
+    assert [c.id for c in await chats_of(mysql_url, sender)] == [legacy]
+    assert replies((await post(client, delivery(sender, "/new")))[1]) == [NEW_CHAT_REPLY]
+    assert replies((await post(client, delivery(sender, "e agora")))[1]) == ["Echo: e agora"]
+    assert [c.id for c in await chats_of(mysql_url, sender)] == [chat_id_for(sender, 2, KEY), legacy]
+
+
+async def test_a_rotated_key_keeps_the_current_chat_and_names_the_next_with_the_new_key(
+    make_client: MakeClient, sender: str, mysql_url: DatabaseURL
+) -> None:
+    first = await make_client()
+    assert replies((await post(first, delivery(sender, "um")))[1]) == ["Echo: um"]
+    rotated = await make_client(WHATSAPP_ID_KEY="a-new-key")
+    assert replies((await post(rotated, delivery(sender, "dois")))[1]) == ["Echo: dois"]
+    assert [c.id for c in await chats_of(mysql_url, sender)] == [chat_id_for(sender, 1, KEY)]
+    assert replies((await post(rotated, delivery(sender, "/new")))[1]) == [NEW_CHAT_REPLY]
+    assert replies((await post(rotated, delivery(sender, "três")))[1]) == ["Echo: três"]
+    newest = (await chats_of(mysql_url, sender))[0]
+    assert newest.id == chat_id_for(sender, 2, id_key("a-new-key", AUTH)) != chat_id_for(sender, 2, KEY)
+
+
+async def test_an_invisible_body_is_ignored(make_client: MakeClient, sender: str, fake_llm: FakeLLM) -> None:
+    client = await make_client()
+    status, text = await post(client, delivery(sender, "\u200b\u200d\ufeff"))
+    assert status == 200 and replies(text) == [] and fake_llm.records == []
 
 
 async def test_when_twilio_hangs_up_before_the_answer_it_is_sent_through_the_rest_api(

@@ -10,12 +10,13 @@ from collections.abc import Iterator
 import pytest
 
 from gateways import logs
+from store.errors import Unavailable
 
 
 class Capture(logging.Handler):
-    def __init__(self, fmt: str) -> None:
+    def __init__(self, fmt: str, content: bool = False) -> None:
         super().__init__()
-        self.setFormatter(logs.formatter(fmt))
+        self.setFormatter(logs.formatter(fmt, content))
         self.addFilter(logs.ContextFilter())
         self.lines: list[str] = []
 
@@ -32,8 +33,8 @@ def logger() -> Iterator[logging.Logger]:
     log.handlers.clear()
 
 
-def capture(log: logging.Logger, fmt: str) -> Capture:
-    handler = Capture(fmt)
+def capture(log: logging.Logger, fmt: str, content: bool = False) -> Capture:
+    handler = Capture(fmt, content)
     log.handlers[:] = [handler]
     return handler
 
@@ -73,7 +74,7 @@ def test_a_line_outside_any_request_has_no_ids(logger: logging.Logger) -> None:
 def test_text_lines_append_the_ids_after_the_message_and_keep_tracebacks_below(
     logger: logging.Logger,
 ) -> None:
-    out = capture(logger, "text")
+    out = capture(logger, "text", content=True)
 
     async def failing() -> None:
         logs.bind(chat_id="c9", turn_id="t9", request_id=None)
@@ -86,6 +87,32 @@ def test_text_lines_append_the_ids_after_the_message_and_keep_tracebacks_below(
     first, *rest = out.lines[0].split("\n")
     assert first.endswith("ERROR test.logs: turn failed [chat_id=c9 turn_id=t9]")
     assert rest[-1] == "ValueError: boom"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_tracebacks_withhold_foreign_messages_unless_content_is_logged(
+    logger: logging.Logger, fmt: str
+) -> None:
+    """A codec's or driver's message may quote a chat message: its frames and type are enough."""
+    out = capture(logger, fmt)
+    text = "".join(["secret", " text ", "\ud800"])  # the source line in the traceback names no text
+    try:
+        try:
+            text.encode()
+        except UnicodeEncodeError as exc:
+            raise Unavailable("the database is unavailable; retry shortly") from exc
+    except Unavailable:
+        logger.exception("store failed")
+    line = out.lines[0]
+    assert "secret text" not in line and "ud800" not in line
+    assert "UnicodeEncodeError" in line and logs.WITHHELD in line and "test_logs.py" in line
+    assert "the database is unavailable; retry shortly" in line  # our own messages stay
+    try:
+        raise ValueError(text[:11])
+    except ValueError:
+        capture(logger, fmt, content=True)
+        logger.exception("with LOG_CONTENT=1")
+    assert "secret text" in logger.handlers[0].lines[0]  # type: ignore[attr-defined]
 
 
 def test_json_keeps_an_exception_inside_the_one_line(logger: logging.Logger) -> None:

@@ -6,13 +6,13 @@ import re
 
 import pytest
 
-from gateways.ids import check_chat_id
+from gateways.ids import check_chat_id, is_reserved
 from gateways.whatsapp import (
     MAX_CHARS,
     chat_id_for,
     generation_of,
+    id_key,
     is_new_command,
-    sender_number,
     split_message,
     units,
 )
@@ -84,21 +84,38 @@ def test_a_long_answer_with_emoji_and_words_splits_between_words() -> None:
     assert all(p.startswith("Olá") and p.endswith("!") for p in parts)
 
 
-def test_a_sender_gets_stable_valid_chat_ids_per_generation() -> None:
+KEY = id_key(None, "twilio-auth-token")
+
+
+def test_a_sender_gets_stable_valid_chat_ids_that_do_not_hold_the_number() -> None:
     sender = "whatsapp:+5511999998888"
-    assert sender_number(sender) == "+5511999998888"
-    assert chat_id_for(sender, 1) == "wa:+5511999998888:1" == check_chat_id(chat_id_for(sender, 1))
-    assert generation_of(sender, "wa:+5511999998888:12") == 12
-    assert generation_of(sender, "wa:+5511999998887:1") is None
-    assert generation_of(sender, "wa:+5511999998888:x") is None
-    assert generation_of(sender, "something-else") is None
+    chat_id = chat_id_for(sender, 1, KEY)
+    assert chat_id == chat_id_for(sender, 1, KEY) == check_chat_id(chat_id)  # concurrent firsts meet
+    assert is_reserved(chat_id) and "5511999998888" not in chat_id
+    assert re.fullmatch(r"wa:[0-9a-f]{32}:1", chat_id)
+    assert chat_id_for(sender, 2, KEY) == chat_id.removesuffix("1") + "2"
+    assert chat_id_for("whatsapp:+5511999998887", 1, KEY) != chat_id
 
 
-def test_an_odd_sender_address_is_hashed_into_a_valid_id() -> None:
+def test_the_key_decides_the_ids_and_an_explicit_key_wins() -> None:
+    sender = "whatsapp:+5511999998888"
+    assert chat_id_for(sender, 1, id_key(None, "rotated-token")) != chat_id_for(sender, 1, KEY)
+    assert id_key("explicit", "a") == id_key("explicit", "b") != id_key(None, "a")
+
+
+def test_generations_of_new_and_older_whatsapp_chat_ids() -> None:
+    assert generation_of(chat_id_for("whatsapp:+5511999998888", 12, KEY)) == 12
+    assert generation_of("wa:+5511999998888:3") == 3  # named by the number, before keys: continued
+    assert generation_of("wa:h0123456789abcdef01234567:2") == 2
+    for other in ("wa:+5511999998888:x", "something-else", "wa:+5511999998888:1\n", "wa::1"):
+        assert generation_of(other) is None
+
+
+def test_an_odd_sender_address_gets_a_valid_id() -> None:
     odd = "whatsapp:ç ☃ / not a number"
-    chat_id = chat_id_for(odd, 3)
-    assert check_chat_id(chat_id) == chat_id and generation_of(odd, chat_id) == 3
-    assert chat_id == chat_id_for(odd, 3) and chat_id != chat_id_for("whatsapp:other", 3)
+    chat_id = chat_id_for(odd, 3, KEY)
+    assert check_chat_id(chat_id) == chat_id and generation_of(chat_id) == 3
+    assert chat_id != chat_id_for("whatsapp:other", 3, KEY)
 
 
 @pytest.mark.parametrize(

@@ -11,25 +11,6 @@ const TASK = /^\[([ xX])\][ \t]+/;
 const DELIMITER = /^ {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$/;
 const SAFE_LINK = /^(https?:|mailto:)/i;
 
-const INLINE = new RegExp(
-  [
-    /\\([!-/:-@[-`{-~])/, // 1 a backslash escape
-    /(`+)([^`]|[^`][\s\S]*?[^`])\2(?!`)/, // 2-3 code
-    /\*\*(?=\S)([\s\S]*?\S)\*\*/, // 4 strong
-    /(?<![\w\\])__(?=\S)([\s\S]*?\S)__(?!\w)/, // 5 strong
-    /\*(?=[^\s*])([\s\S]*?[^\s*])\*/, // 6 emphasis
-    /(?<![\w\\])_(?=[^\s_])([\s\S]*?[^\s_])_(?!\w)/, // 7 emphasis
-    /~~(?=\S)([\s\S]*?\S)~~/, // 8 strikethrough
-    /\[([^\]\n]+)\]\(<?([^\s<>()]+(?:\([^\s<>()]*\)[^\s<>()]*)*)>?(?:[ \t]+"[^"\n]*")?\)/, // 9-10 link
-    /<(https?:\/\/[^\s<>]+)>/, // 11 autolink
-    /(https?:\/\/[^\s<>]*[^\s<>.,:;"'!?)\]*_~])/, // 12 bare URL
-    /(\n)/, // 13 line break
-  ]
-    .map((r) => r.source)
-    .join("|"),
-  "g",
-);
-
 export function renderMarkdown(text) {
   const fragment = document.createDocumentFragment();
   blocks(text.replace(/\r\n?/g, "\n").replace(/\t/g, "    ").split("\n"), fragment);
@@ -235,12 +216,176 @@ function paragraph(lines, i, parent) {
   return j;
 }
 
+// Inline markup is scanned in one pass. A regular expression with lazy bodies (`\*\*(\S.*?\S)\*\*`)
+// would try every opener against the rest of the text, so an answer full of unclosed emphasis
+// (`**a **a **a ...`) took quadratic time, and the page renders the answer again on every delta.
+// Here each opener finds its closer by a binary search in the closers listed up front. What
+// matches is what those expressions matched: escapes, code, strong, emphasis, strikethrough,
+// links, autolinks, bare URLs and line breaks, the first rule that fits at the leftmost place.
+
+const SPACE = /\s/;
+const WORD = /[A-Za-z0-9_]/;
+const PUNCT = /[!-/:-@[-`{-~]/;
+const URL_TAIL = /[.,:;"'!?)\]*_~]/;
+const nonSpace = (ch) => ch !== undefined && !SPACE.test(ch);
+const notWord = (ch) => ch === undefined || !WORD.test(ch);
+const urlChar = (ch) => ch !== undefined && !/[\s<>()]/.test(ch);
+const linkChar = (ch) => ch !== undefined && !/[\s<>]/.test(ch);
+
+// The first entry of a sorted array that is at least `min`, or undefined.
+function firstFrom(sorted, min) {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid] < min) lo = mid + 1;
+    else hi = mid;
+  }
+  return sorted[lo];
+}
+
+// Where each kind of delimiter may close, in order (built once per text, in one pass).
+function closers(t) {
+  const c = { strong: [], strong2: [], em: [], em2: [], del: [], stops: [], runs: new Map() };
+  for (let p = 0; p < t.length; p += 1) {
+    const ch = t[p];
+    const before = t[p - 1];
+    if (ch === "*" || ch === "~" || ch === "_") {
+      if (t[p + 1] === ch && nonSpace(before)) {
+        if (ch === "*") c.strong.push(p);
+        else if (ch === "~") c.del.push(p);
+        else if (notWord(t[p + 2])) c.strong2.push(p);
+      }
+      if (ch === "*" && nonSpace(before) && before !== "*") c.em.push(p);
+      if (ch === "_" && nonSpace(before) && before !== "_" && notWord(t[p + 1])) c.em2.push(p);
+    } else if (ch === "]" || ch === "\n") {
+      c.stops.push(p);
+    } else if (ch === "`" && before !== "`") {
+      let end = p;
+      while (t[end] === "`") end += 1;
+      const starts = c.runs.get(end - p) ?? [];
+      starts.push(p);
+      c.runs.set(end - p, starts);
+    }
+  }
+  return c;
+}
+
+// The token that starts at `i`, or null: [kind, end, ...parts].
+function tokenAt(t, i, c, links) {
+  const ch = t[i];
+  if (ch === "\\") return PUNCT.test(t[i + 1] ?? "") ? ["escaped", i + 2, t[i + 1]] : null;
+  if (ch === "`") return code(t, i, c);
+  if (ch === "*") return pair(t, i, c.strong, 2, "strong") ?? single(t, i, c.em, "*", "em");
+  if (ch === "_") {
+    if (!notWord(t[i - 1]) || t[i - 1] === "\\") return null;
+    return pair(t, i, c.strong2, 2, "strong") ?? single(t, i, c.em2, "_", "em");
+  }
+  if (ch === "~") return pair(t, i, c.del, 2, "del");
+  if (ch === "[") return linkAt(t, i, c, links);
+  if (ch === "<") return autolink(t, i);
+  if (ch === "h") return bareUrl(t, i);
+  if (ch === "\n") return ["br", i + 1];
+  return null;
+}
+
+// `**x**`, `__x__`, `~~x~~`: the opener, a non-space, then the first closer after one character.
+function pair(t, i, ends, width, kind) {
+  if (t[i + 1] !== t[i] || !nonSpace(t[i + width])) return null;
+  const end = firstFrom(ends, i + width + 1);
+  return end === undefined ? null : [kind, end + width, t.slice(i + width, end)];
+}
+
+// `*x*`, `_x_`: the opener, then neither a space nor the delimiter, then the first closer.
+function single(t, i, ends, delimiter, kind) {
+  if (!nonSpace(t[i + 1]) || t[i + 1] === delimiter) return null;
+  const end = firstFrom(ends, i + 2);
+  return end === undefined ? null : [kind, end + 1, t.slice(i + 1, end)];
+}
+
+// A run of backticks (from `i` to its end) closed by the next run of exactly that length.
+function code(t, i, c) {
+  let open = i;
+  while (t[open] === "`") open += 1;
+  if (open >= t.length) return null;
+  const close = firstFrom(c.runs.get(open - i) ?? [], open + 1);
+  return close === undefined ? null : ["code", close + open - i, t.slice(open, close)];
+}
+
+// `[label](url)` or `[label](url "title")`; the part after a `]` is parsed once, however many
+// openers share that `]`.
+function linkAt(t, i, c, links) {
+  const close = firstFrom(c.stops, i + 1);
+  if (close === undefined || close === i + 1 || t[close] !== "]" || t[close + 1] !== "(") return null;
+  if (!links.has(close)) links.set(close, destination(t, close + 2));
+  const dest = links.get(close);
+  return dest === null ? null : ["link", dest[0], t.slice(i + 1, close), dest[1]];
+}
+
+// `<?url>?` with balanced parentheses, an optional title, then `)`: [end, url] or null.
+function destination(t, k) {
+  if (t[k] === "<") k += 1;
+  const start = k;
+  while (urlChar(t[k])) k += 1;
+  if (k === start) return null;
+  while (t[k] === "(") {
+    let m = k + 1;
+    while (urlChar(t[m])) m += 1;
+    if (t[m] !== ")") break;
+    k = m + 1;
+    while (urlChar(t[k])) k += 1;
+  }
+  const url = t.slice(start, k);
+  if (t[k] === ">") k += 1;
+  if (t[k] === " " || t[k] === "\t") {
+    let m = k;
+    while (t[m] === " " || t[m] === "\t") m += 1;
+    if (t[m] === '"') {
+      let q = m + 1;
+      while (q < t.length && t[q] !== '"' && t[q] !== "\n") q += 1;
+      if (t[q] === '"' && t[q + 1] === ")") return [q + 2, url];
+    }
+  }
+  return t[k] === ")" ? [k + 1, url] : null;
+}
+
+function scheme(t, i) {
+  if (t.startsWith("http://", i)) return 7;
+  return t.startsWith("https://", i) ? 8 : 0;
+}
+
+function autolink(t, i) {
+  const length = scheme(t, i + 1);
+  if (!length) return null;
+  let k = i + 1 + length;
+  while (linkChar(t[k])) k += 1;
+  return k > i + 1 + length && t[k] === ">" ? ["url", k + 1, t.slice(i + 1, k)] : null;
+}
+
+// A bare URL runs to the next space or angle bracket, less trailing punctuation.
+function bareUrl(t, i) {
+  const length = scheme(t, i);
+  if (!length) return null;
+  let k = i + length;
+  while (linkChar(t[k])) k += 1;
+  while (k > i + length && URL_TAIL.test(t[k - 1])) k -= 1;
+  return k > i + length ? ["url", k, t.slice(i, k)] : null;
+}
+
 function inline(text, parent) {
+  const c = closers(text);
+  const links = new Map();
   let last = 0;
-  for (const m of text.matchAll(INLINE)) {
-    if (m.index > last) parent.append(text.slice(last, m.index));
-    parent.append(inlineNode(m));
-    last = m.index + m[0].length;
+  let i = 0;
+  while (i < text.length) {
+    const token = tokenAt(text, i, c, links);
+    if (token === null) {
+      i += 1;
+      continue;
+    }
+    if (i > last) parent.append(text.slice(last, i));
+    parent.append(inlineNode(token, text.slice(i, token[1])));
+    last = i = token[1];
   }
   if (last < text.length) parent.append(text.slice(last));
 }
@@ -251,17 +396,13 @@ function wrap(tag, text) {
   return node;
 }
 
-function inlineNode(m) {
-  const [all, escaped, , code, strong, strong2, em, em2, del, label, href, auto, bare, br] = m;
-  if (escaped !== undefined) return escaped;
-  if (code !== undefined) return el("code", code.replace(/^ ([\s\S]*[^ ][\s\S]*) $/, "$1"));
-  if (strong !== undefined || strong2 !== undefined) return wrap("strong", strong ?? strong2);
-  if (em !== undefined || em2 !== undefined) return wrap("em", em ?? em2);
-  if (del !== undefined) return wrap("del", del);
-  if (label !== undefined) return link(href, label) ?? all;
-  if (auto !== undefined || bare !== undefined) return link(auto ?? bare, null) ?? all;
-  if (br !== undefined) return el("br");
-  return all;
+function inlineNode([kind, , part, href], all) {
+  if (kind === "escaped") return part;
+  if (kind === "code") return el("code", part.replace(/^ ([\s\S]*[^ ][\s\S]*) $/, "$1"));
+  if (kind === "strong" || kind === "em" || kind === "del") return wrap(kind, part);
+  if (kind === "link") return link(href, part) ?? all;
+  if (kind === "url") return link(part, null) ?? all;
+  return el("br");
 }
 
 export function safeHref(raw) {
