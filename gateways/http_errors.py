@@ -9,6 +9,7 @@ from store import errors as e
 HTTP_STATUS: dict[type[e.ChatServiceError], int] = {
     e.InvalidArgument: 400,
     e.MessageTooLarge: 413,
+    e.ContextOverflow: 413,  # the chat's window plus this message do not fit the model's server
     e.Unauthenticated: 401,
     e.PermissionDenied: 403,
     e.NotFound: 404,
@@ -17,6 +18,7 @@ HTTP_STATUS: dict[type[e.ChatServiceError], int] = {
     e.ResourceExhausted: 429,
     e.Cancelled: 499,
     e.Unavailable: 503,
+    e.StreamBroken: 503,  # the answer broke off; what arrived is kept, flagged interrupted
     e.DeadlineExceeded: 504,
     e.ChatServiceError: 500,
 }
