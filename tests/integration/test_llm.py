@@ -9,6 +9,7 @@ import pytest
 from actors.protocol import TurnPlan, WindowInfo
 from gateways.llm import Delta, Finish, LLMEvent, OpenAIChat
 from gateways.offline import OfflineResponder, offline_answer
+from gateways.tokenizer import tokenizer_for
 from store.errors import FailedPrecondition, ResourceExhausted, Unavailable
 from store.records import ChatParams
 from tests.conftest import free_port
@@ -46,7 +47,8 @@ async def test_an_answer_streams_as_deltas_then_a_finish_with_usage(
     events = await collect(llm, plan())
     assert "".join(e.text for e in events if isinstance(e, Delta)) == "Echo: Qual é a capital do Brasil?"
     assert len([e for e in events if isinstance(e, Delta)]) > 1
-    assert events[-1] == Finish("stop", 10, 7)  # the fake server counts words
+    # The fake counts the prompt as OpenAI does (the window's own formula) and the answer in words.
+    assert events[-1] == Finish("stop", tokenizer_for("gpt-4o-mini").count_messages(list(plan().messages)), 7)
     body = fake_llm.records[-1].body
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert body["messages"] == list(plan().messages)
