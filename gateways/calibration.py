@@ -20,6 +20,7 @@ MIN_SAMPLES_FOR_OUTLIERS = 3
 MIN_PROMPT_TOKENS = 16  # smaller prompts say too little about a ratio
 TRUNCATED_BELOW = 0.6  # a server count under 60% of what was expected: it dropped part of the prompt
 LOWEST, HIGHEST = 0.5, 4.0  # corrections are kept within these
+MIN_SERVER_CONTEXT = 64  # a server claiming a smaller context is not believed (it would starve every chat)
 MARGIN = 0.95  # aim a shrunk prompt this far under what the server said it holds
 SHRINK_WITHOUT_NUMBERS = 0.75  # with no numbers from the server, keep this share of the prompt
 
@@ -75,6 +76,8 @@ class Calibration:
 
     def learn_context(self, model: str, tokens: int) -> None:
         """The server said its context holds `tokens` (in an overflow error)."""
+        if tokens < MIN_SERVER_CONTEXT:
+            return
         m = self._models.setdefault(model, _Model())
         if m.server_context is None or tokens < m.server_context:
             m.server_context = tokens
@@ -92,7 +95,7 @@ def shrink_target(
     With the server's numbers: what its context holds once the answer's room is kept, converted
     with the server's own ratio for this prompt. Without them: a fixed share of the prompt.
     """
-    if server_context is None:
+    if server_context is None or server_context < MIN_SERVER_CONTEXT:
         return max(1, int(counted * SHRINK_WITHOUT_NUMBERS))
     ratio = server_prompt / counted if server_prompt else correction
     room = server_context - reserve_tokens

@@ -125,6 +125,14 @@ class ServerTokenizer:
 
 async def probe(server: LLMServer, model: str) -> ServerTokenizer | None:
     """The first tokenize endpoint that answers for `model`, with its template measured."""
+    try:
+        return await _probe(server, model)
+    except Exception:
+        log.exception("probing the LLM server's tokenizer for %s failed", model)
+        return None
+
+
+async def _probe(server: LLMServer, model: str) -> ServerTokenizer | None:
     for kind in (_VLLM, _LlamaServer, _LlamaCppPython):
         endpoint = kind(server, model)
         if isinstance(endpoint, _LlamaCppPython):

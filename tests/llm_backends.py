@@ -43,12 +43,17 @@ messages in a ChatML-like template.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import tiktoken
 
+from gateways.tokenizer import ENCODINGS_DIR
+
+# tiktoken reads its encodings from the copies vendored in the package (no download).
+os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ENCODINGS_DIR))
 BACKENDS = ("openai", "vllm", "llamacpp-python", "llama-server", "ollama")
 _TOY = re.compile(r"<\|[a-z_]+\|>|</?s>|[A-Za-z]{1,4}|\d|[^\sA-Za-z\d]")
 BOS = "<s>"
