@@ -46,6 +46,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import tiktoken
@@ -78,11 +79,16 @@ def toy_prompt_tokens(messages: list[dict[str, Any]]) -> int:
 def openai_prompt_tokens(model: str, messages: list[dict[str, Any]]) -> int:
     """OpenAI's count (the cookbook's formula), for the models tiktoken knows; o200k otherwise."""
     try:
-        encoding = tiktoken.encoding_for_model(model)
+        name = tiktoken.encoding_name_for_model(model)
     except KeyError:
-        encoding = tiktoken.get_encoding("o200k_base")
-    count = lambda text: len(encoding.encode(text, disallowed_special=()))  # noqa: E731
-    return 3 + sum(3 + count(m["role"]) + count(m.get("content") or "") for m in messages)
+        name = "o200k_base"
+    return 3 + sum(3 + _count(name, m["role"]) + _count(name, m.get("content") or "") for m in messages)
+
+
+@lru_cache(maxsize=1 << 16)
+def _count(encoding: str, text: str) -> int:
+    # Cached: a chat's window repeats its messages on every request (the benchmark sends hundreds).
+    return len(tiktoken.get_encoding(encoding).encode(text, disallowed_special=()))
 
 
 def prompt_tokens(backend: str, model: str, messages: list[dict[str, Any]]) -> int:
