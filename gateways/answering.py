@@ -11,10 +11,12 @@ import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
-from actors.protocol import TurnPlan
+from actors.protocol import TurnPlan, TurnResult
 from actors.registry import ChatRegistry
 from gateways import metrics
 from gateways.calibration import Calibration, Seen, shrink_target
+from gateways.counting import TokenCounter
+from gateways.events import TurnFinished
 from gateways.llm import LLM, Delta, Finish
 from store.errors import ContextOverflow, StreamBroken
 
@@ -25,10 +27,13 @@ Answer = Delta | Finish | TurnPlan
 class Answering:
     """Runs the LLM request of a turn (one process-wide instance, shared by every chat)."""
 
-    def __init__(self, llm: LLM, registry: ChatRegistry, calibration: Calibration) -> None:
+    def __init__(
+        self, llm: LLM, registry: ChatRegistry, calibration: Calibration, counter: TokenCounter
+    ) -> None:
         self._llm = llm
         self._registry = registry
         self.calibration = calibration
+        self._counter = counter
 
     async def stream(self, chat_id: str, plan: TurnPlan) -> AsyncGenerator[Answer, None]:
         """Deltas, then a Finish; a new TurnPlan in between if the prompt was shrunk for a retry."""
@@ -66,6 +71,28 @@ class Answering:
             )
             plan = shrunk
             yield plan
+
+    async def finished(self, plan: TurnPlan, result: TurnResult, tokens: int, finish: Finish) -> TurnFinished:
+        """The turn's end; usage is the server's when it sent it, else this service's estimate.
+
+        `tokens`: the answer as the window counted it (the completion is that less its overhead).
+        """
+        model = plan.params.model
+        prompt, completion = finish.prompt_tokens, finish.completion_tokens
+        source = "server" if prompt is not None and completion is not None else "estimate"
+        if prompt is None:
+            prompt = round(plan.window.tokens * self.calibration.correction(model))
+        if completion is None:
+            completion = max(tokens - await self._counter.overhead(model, "assistant"), 0)
+        return TurnFinished(
+            assistant_message_id=result.assistant_message_id,
+            finish_reason=result.finish_reason,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            evicted=plan.evicted,
+            window=result.window,
+            usage_source=source,
+        )
 
     async def _shrink(
         self, chat_id: str, plan: TurnPlan, failure: ContextOverflow | StreamBroken

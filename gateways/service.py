@@ -18,7 +18,7 @@ from gateways import logs, paging
 from gateways.answering import Answering
 from gateways.calibration import Calibration
 from gateways.counting import TokenCounter
-from gateways.events import TurnDelta, TurnEvent, TurnFinished, TurnStarted
+from gateways.events import TurnDelta, TurnEvent, TurnStarted
 from gateways.ids import check_chat_id, check_user_id, new_chat_id
 from gateways.llm import LLM, Delta, Finish
 from gateways.params import ChatOverrides, apply_overrides, check_system_prompt
@@ -59,7 +59,7 @@ class ChatService:
         self._llm = llm
         self._store = store  # reads only: every write goes through the chat's actor
         self.counter = counter or TokenCounter()
-        self._answering = Answering(llm, registry, Calibration())
+        self._answering = Answering(llm, registry, Calibration(), self.counter)
         self._models: dict[str, str] = {}  # chat_id -> model; a chat's model never changes
         self._openings: dict[tuple[str, ChatParams], NewChat] = {}
         self._background: set[asyncio.Task[object]] = set()
@@ -135,7 +135,7 @@ class ChatService:
         except BaseException as exc:
             report.not_stored(exc)
             raise
-        finished = await self._finished(plan, result, tokens, finish)
+        finished = await self._answering.finished(plan, result, tokens, finish)
         report.completed(
             finished.finish_reason, finished.prompt_tokens, finished.completion_tokens, "".join(parts)
         )
@@ -168,19 +168,11 @@ class ChatService:
             await self._owned(user_id, chat_id)
         model = self._models.get(chat_id, self._settings.default_params.model)
         create = await self.new_chat() if create_missing else None
-        calibration = self._answering.calibration
+        learned = self._answering.calibration
         for _ in range(3):
             tokens = await self.counter.message(model, "user", content)
-            req = TurnRequest(
-                turn_id,
-                user_id,
-                content,
-                tokens,
-                model,
-                create,
-                calibration.correction(model),
-                calibration.server_context(model),
-            )
+            correction, server_context = learned.correction(model), learned.server_context(model)
+            req = TurnRequest(turn_id, user_id, content, tokens, model, create, correction, server_context)
             plan = await self._begin_once(chat_id, req)
             if isinstance(plan, Recount):
                 model = plan.model
@@ -232,27 +224,6 @@ class ChatService:
         except ChatServiceError as exc:
             # The turn lease frees the chat anyway; the client already has its error.
             log.warning("chat %s: could not abort turn %s: %s", chat_id, plan.turn_id, exc)
-
-    async def _finished(
-        self, plan: TurnPlan, result: TurnResult, tokens: int, finish: Finish
-    ) -> TurnFinished:
-        """The turn's end; usage is the server's when it sent it, else this service's estimate."""
-        model = plan.params.model
-        prompt, completion = finish.prompt_tokens, finish.completion_tokens
-        source = "server" if prompt is not None and completion is not None else "estimate"
-        if prompt is None:
-            prompt = round(plan.window.tokens * self._answering.calibration.correction(model))
-        if completion is None:
-            completion = max(tokens - await self.counter.overhead(model, "assistant"), 0)
-        return TurnFinished(
-            assistant_message_id=result.assistant_message_id,
-            finish_reason=result.finish_reason,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            evicted=plan.evicted,
-            window=result.window,
-            usage_source=source,
-        )
 
     def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
         task = asyncio.ensure_future(work)

@@ -43,13 +43,16 @@ messages in a ChatML-like template.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import tiktoken
+from aiohttp import web
 
 from gateways.tokenizer import ENCODINGS_DIR
 
@@ -129,6 +132,20 @@ def refusal(backend: str, prompt: int, max_tokens: int, n_ctx: int, wording: str
     if backend == "llama-server" and prompt >= n_ctx:
         return Refusal(400, {"error": exceed_context_size(prompt, n_ctx)})
     return None
+
+
+async def refuse(request: web.Request, streamed: bool, refused: Refusal, b: Any) -> web.StreamResponse:
+    """Answer an overflow as `b.backend` does (`b`: the server's Behaviour)."""
+    if streamed and (
+        b.backend == "llamacpp-python" or (b.backend == "llama-server" and b.stream_error_as_event)
+    ):
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)  # status 200 either way
+        if b.backend == "llama-server":
+            await response.write(f"error: {json.dumps(refused.body['error'])}\n\ndata: [DONE]\n\n".encode())
+        await response.write_eof()  # llama-cpp-python: not a single event
+        return response
+    return web.json_response(refused.body, status=refused.status)
 
 
 def exceed_context_size(prompt: int, n_ctx: int) -> dict[str, Any]:
@@ -251,3 +268,51 @@ def ps(backend: str, model: str, n_ctx: int | None, loaded: bool) -> dict[str, A
         [{"name": f"{model}:latest", "model": f"{model}:latest", "context_length": n_ctx}] if loaded else []
     )
     return {"models": running}
+
+
+def routes(behaviour: Callable[[], Any]) -> web.RouteTableDef:
+    """The backends' endpoints beside chat completions; 404 where the current backend has none."""
+    table = web.RouteTableDef()
+
+    def answer(payload: dict[str, Any] | None) -> web.Response:
+        if payload is None:
+            return web.json_response({"detail": "Not Found"}, status=404)
+        return web.json_response(payload)
+
+    async def body_of(request: web.Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except ValueError:
+            return {}
+        return body if isinstance(body, dict) else {}
+
+    @table.get("/v1/models")
+    async def listing(request: web.Request) -> web.Response:
+        return answer(models(behaviour().backend, "toy", behaviour().n_ctx))
+
+    @table.post("/tokenize")
+    @table.post("/extras/tokenize")
+    @table.post("/extras/tokenize/count")
+    async def tokenizing(request: web.Request) -> web.Response:
+        b = behaviour()
+        return answer(tokenize(b.backend, request.path, await body_of(request), b.n_ctx))
+
+    @table.post("/apply-template")
+    async def templating(request: web.Request) -> web.Response:
+        return answer(apply_template(behaviour().backend, await body_of(request)))
+
+    @table.get("/props")
+    async def properties(request: web.Request) -> web.Response:
+        return answer(props(behaviour().backend, behaviour().n_ctx))
+
+    @table.post("/api/show")
+    async def showing(request: web.Request) -> web.Response:
+        b = behaviour()
+        return answer(show(b.backend, b.n_ctx, b.ollama_num_ctx_in_modelfile))
+
+    @table.get("/api/ps")
+    async def running(request: web.Request) -> web.Response:
+        b = behaviour()
+        return answer(ps(b.backend, "toy", b.n_ctx, b.ollama_loaded))
+
+    return table

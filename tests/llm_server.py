@@ -113,13 +113,7 @@ class FakeLLM:
     async def _serve(self) -> None:
         app = web.Application(middlewares=[self._observe])
         app.router.add_post("/v1/chat/completions", self._completions)
-        app.router.add_get("/v1/models", self._models)
-        for path in ("/tokenize", "/extras/tokenize", "/extras/tokenize/count"):
-            app.router.add_post(path, self._tokenize)
-        app.router.add_post("/apply-template", self._apply_template)
-        app.router.add_get("/props", self._props)
-        app.router.add_post("/api/show", self._show)
-        app.router.add_get("/api/ps", self._ps)
+        app.add_routes(backends.routes(lambda: self.behaviour))  # tokenize, props, models, show...
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self._port)
@@ -183,7 +177,7 @@ class FakeLLM:
         )
         if refused:
             record.refused = True
-            return await self._refuse(request, body, refused)
+            return await backends.refuse(request, bool(body.get("stream")), refused, b)
         pieces = _pieces(b.reply(body["messages"]))
         room = self._room(record.prompt_tokens)
         if not body.get("stream"):
@@ -208,25 +202,6 @@ class FakeLLM:
         if b.backend == "ollama" and b.n_ctx and record.prompt_tokens > b.n_ctx:
             return b.n_ctx  # Ollama dropped the front of the prompt, and counts what it kept
         return record.prompt_tokens
-
-    async def _refuse(
-        self, request: web.Request, body: dict[str, Any], refused: backends.Refusal
-    ) -> web.StreamResponse:
-        b = self.behaviour
-        streamed = bool(body.get("stream"))
-        if streamed and b.backend == "llamacpp-python":
-            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-            await response.prepare(request)
-            await response.write_eof()  # status 200, and not a single event
-            return response
-        if streamed and b.backend == "llama-server" and b.stream_error_as_event:
-            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-            await response.prepare(request)
-            await response.write(f"error: {json.dumps(refused.body['error'])}\n\n".encode())
-            await response.write(b"data: [DONE]\n\n")
-            await response.write_eof()
-            return response
-        return web.json_response(refused.body, status=refused.status)
 
     async def _stream(
         self,
@@ -314,48 +289,11 @@ class FakeLLM:
             "usage": self._usage(record),
         }
 
-    # -- the backends' other endpoints ---------------------------------------------------------
-
-    async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response(backends.models(self.behaviour.backend, "toy", self.behaviour.n_ctx))
-
-    async def _tokenize(self, request: web.Request) -> web.Response:
-        b = self.behaviour
-        return _json_or_404(backends.tokenize(b.backend, request.path, await _body(request), b.n_ctx))
-
-    async def _apply_template(self, request: web.Request) -> web.Response:
-        return _json_or_404(backends.apply_template(self.behaviour.backend, await _body(request)))
-
-    async def _props(self, request: web.Request) -> web.Response:
-        return _json_or_404(backends.props(self.behaviour.backend, self.behaviour.n_ctx))
-
-    async def _show(self, request: web.Request) -> web.Response:
-        b = self.behaviour
-        return _json_or_404(backends.show(b.backend, b.n_ctx, b.ollama_num_ctx_in_modelfile))
-
-    async def _ps(self, request: web.Request) -> web.Response:
-        b = self.behaviour
-        return _json_or_404(backends.ps(b.backend, "toy", b.n_ctx, b.ollama_loaded))
-
 
 def _pieces(text: str) -> list[str]:
     pieces = [w + " " for w in text.split(" ")]
     pieces[-1] = pieces[-1][:-1]
     return [p for p in pieces if p]
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _json_or_404(payload: dict[str, Any] | None) -> web.Response:
-    if payload is None:
-        return web.json_response({"detail": "Not Found"}, status=404)
-    return web.json_response(payload)
 
 
 def _error(status: int) -> web.Response:
