@@ -97,7 +97,10 @@ async def _vllm(server: LLMServer, model: str) -> Discovered | None:
     entries = listing.get("data") if isinstance(listing, dict) else None
     if not isinstance(entries, list):
         return None
-    mine = [e for e in entries if isinstance(e, dict) and e.get("id") == model] or entries[:1]
+    # The model's own entry; a lone entry is what the server serves whatever the name.
+    mine = [e for e in entries if isinstance(e, dict) and e.get("id") == model] or (
+        entries if len(entries) == 1 else []
+    )
     size = _positive(mine[0].get("max_model_len")) if mine and isinstance(mine[0], dict) else None
     return Discovered(size, "vLLM GET /v1/models max_model_len") if size else None
 

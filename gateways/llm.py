@@ -217,7 +217,8 @@ def finish(reason: str | None, text: bool, usage: Any) -> Finish:
         # which is how llama.cpp servers answer a streamed prompt larger than their context.
         raise broken(text)
     if not text:
-        if reason == "length":
+        if reason == "length" and (usage is None or not usage.completion_tokens):
+            # Stopped for length before a single token: the prompt left no room.
             metrics.llm_error("context_overflow")
             raise ContextOverflow(NO_ROOM)
         metrics.llm_error("stream_broken")

@@ -122,7 +122,8 @@ class ChatService:
                     else:
                         plan = event  # shrunk for a retry: the server found the prompt too large
         except ChatServiceError as exc:
-            await self._abort(chat_id, plan, "".join(parts), "error")
+            # Shielded: counting the part (on the LLM server, perhaps) must not leave the chat held.
+            await self._unless_cancelled(self._abort(chat_id, plan, "".join(parts), "error"))
             report.llm_failed(exc)
             raise
         except BaseException:
@@ -131,7 +132,10 @@ class ChatService:
             report.cancelled()
             raise
         try:
-            result, tokens = await self._complete(chat_id, plan, "".join(parts), finish)
+            # Shielded: a client gone after the last delta still has its answer stored.
+            result, tokens = await self._unless_cancelled(
+                self._complete(chat_id, plan, "".join(parts), finish)
+            )
         except BaseException as exc:
             report.not_stored(exc)
             raise
@@ -229,6 +233,14 @@ class ChatService:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _unless_cancelled(self, work: Coroutine[Any, Any, T]) -> T:
+        """Await `work`, which runs to its end even if the caller is cancelled meanwhile."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: never "unhandled"
+        return await asyncio.shield(task)
 
     # -- chats -------------------------------------------------------------------------------
 

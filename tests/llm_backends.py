@@ -43,6 +43,7 @@ messages in a ChatML-like template.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -295,6 +296,7 @@ def routes(behaviour: Callable[[], Any]) -> web.RouteTableDef:
     @table.post("/extras/tokenize/count")
     async def tokenizing(request: web.Request) -> web.Response:
         b = behaviour()
+        await asyncio.sleep(b.tokenize_delay)
         return answer(tokenize(b.backend, request.path, await body_of(request), b.n_ctx))
 
     @table.post("/apply-template")

@@ -60,6 +60,7 @@ class Behaviour:
     interrupts: bool = False  # llama-cpp-python's interrupt_requests: a request ends a running answer
     ollama_num_ctx_in_modelfile: bool = False  # /api/show parameters carry num_ctx
     ollama_loaded: bool = False  # /api/ps lists the model
+    tokenize_delay: float = 0.0  # seconds before a tokenize endpoint answers (a busy server)
 
 
 @dataclass

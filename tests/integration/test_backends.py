@@ -7,18 +7,22 @@ cuts an answer, sends nothing, refuses the window as too large, counts different
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateways.events import TurnFinished, TurnStarted
+from gateways.server import build_runtime
+from gateways.settings import Settings
 from store import DatabaseURL, open_store
 from store.records import MessageRecord, MessageStatus, Role
-from tests.http_support import Event, MakeClient, app_clients, parse_events, read_events
+from tests.http_support import Event, MakeClient, app_clients, base_env, parse_events, read_events
 from tests.llm_server import Behaviour, FakeLLM, words_reply
 
 pytestmark = pytest.mark.ray
@@ -317,3 +321,54 @@ async def test_usage_says_whether_the_server_counted_it(
         "total_tokens": fake_llm.records[-1].prompt_tokens + 4,
         "source": "server",
     }
+
+
+async def test_a_turn_cancelled_while_its_answer_is_counted_still_stores_it_and_frees_the_chat(
+    ray_session: str, mysql_url: DatabaseURL, fake_llm: FakeLLM, user: str
+) -> None:
+    # With TOKENIZER=server the answer is counted on the LLM server after its last delta, and a
+    # gateway cancels a turn whose client went away wherever it is. The turn must still end, or
+    # the chat would wait TURN_TIMEOUT_SECONDS for its lease.
+    fake_llm.behaviour = Behaviour(backend="llama-server", reply=words_reply(8), tokenize_delay=2.0)
+    env = base_env(mysql_url, fake_llm) | toy(4000, tokenizer="server")
+    runtime = build_runtime(Settings.from_env(env))
+    try:
+        started: list[TurnStarted] = []
+
+        async def consume() -> None:
+            async for event in runtime.service.turn(user, None, "oi"):
+                if isinstance(event, TurnStarted):
+                    started.append(event)
+
+        task = asyncio.ensure_future(consume())
+
+        def answer_being_counted() -> bool:
+            calls = fake_llm.calls
+            asked = [i for i, c in enumerate(calls) if c == "POST /v1/chat/completions"]
+            return bool(asked) and any("tokenize" in c for c in calls[asked[-1] + 1 :])
+
+        assert await eventually(answer_being_counted)
+        task.cancel()  # while the server counts the answer (it takes 2 s to)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        chat_id = started[0].chat_id
+
+        async def next_turn() -> list[object]:
+            return [e async for e in runtime.service.turn(user, chat_id, "ainda aí?")]
+
+        events = await asyncio.wait_for(next_turn(), 60)  # not held until the turn's lease expires
+        assert isinstance(events[-1], TurnFinished)
+        answers = [
+            (m.status, m.content) for m in await stored(mysql_url, chat_id) if m.role is Role.ASSISTANT
+        ]
+        assert answers == [(MessageStatus.COMPLETE, "w0 w1 w2 w3 w4 w5 w6 w7")] * 2
+    finally:
+        await runtime.close()
+
+
+async def eventually(check: Callable[[], bool], within: float = 30.0) -> bool:
+    for _ in range(int(within / 0.02)):
+        if check():
+            return True
+        await asyncio.sleep(0.02)
+    return check()
