@@ -37,13 +37,14 @@ class Answering:
 
     async def stream(self, chat_id: str, plan: TurnPlan) -> AsyncGenerator[Answer, None]:
         """Deltas, then a Finish; a new TurnPlan in between if the prompt was shrunk for a retry."""
+        unexplained: TurnPlan | None = None  # a prompt refused with no numbers (an empty answer)
         for attempt in (1, 2):
             text = False
             try:
                 async with aclosing(self._llm.stream(plan)) as events:
                     async for event in events:
                         if isinstance(event, Finish):
-                            self._learn(chat_id, plan, event)
+                            self._learn(chat_id, plan, event, unexplained)
                         text = text or isinstance(event, Delta)
                         yield event
                 return
@@ -53,7 +54,7 @@ class Answering:
             except StreamBroken as exc:
                 if not exc.empty:
                     raise
-                failure = exc
+                failure, unexplained = exc, plan
             if text:
                 # The server ran out of room mid-answer: the client has part of it, so no retry,
                 # but the next turn should fit.
@@ -108,10 +109,16 @@ class Answering:
         )
         return await self._registry.shrink_turn(chat_id, plan.turn_id, target)
 
-    def _learn(self, chat_id: str, plan: TurnPlan, finish: Finish) -> None:
+    def _learn(self, chat_id: str, plan: TurnPlan, finish: Finish, refused: TurnPlan | None) -> None:
+        model = plan.params.model
+        if refused is not None:
+            # The server answered nothing for `refused` and answered this smaller prompt: its
+            # context is below `refused`'s size (estimated in its tokens), so plan under that.
+            self.calibration.learn_context(
+                model, round(refused.window.tokens * self.calibration.correction(model))
+            )
         if finish.prompt_tokens is None:
             return
-        model = plan.params.model
         seen = self.calibration.observe(model, plan.window.tokens, finish.prompt_tokens)
         if seen is Seen.LEARNED:
             metrics.correction(model, self.calibration.correction(model))

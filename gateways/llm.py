@@ -143,9 +143,10 @@ def failed(exc: Exception) -> ChatServiceError:
     return translate(exc)
 
 
-def broken(text_arrived: bool) -> StreamBroken:
+def broken(chunks: int) -> StreamBroken:
+    """A stream that ended in order but unfinished; `empty` only if not a single event came."""
     metrics.llm_error("stream_broken")
-    return StreamBroken(ENDED_EARLY if text_arrived else EMPTY, empty=not text_arrived)
+    return StreamBroken(EMPTY if chunks == 0 else ENDED_EARLY, empty=chunks == 0)
 
 
 class OpenAIChat:
@@ -178,11 +179,13 @@ class OpenAIChat:
         reason: str | None = None
         usage = None
         text = False
+        chunks = 0
         # Leaving this block (finished, failed or cancelled) closes the HTTP response, so a
         # client that goes away stops the generation it was paying for.
         async with stream:
             try:
                 async for chunk in stream:
+                    chunks += 1
                     if chunk.usage is not None:
                         usage = chunk.usage
                     for choice in chunk.choices:
@@ -203,19 +206,20 @@ class OpenAIChat:
                 ):
                     raise failed(exc) from exc
                 metrics.llm_error("stream_broken")
-                raise StreamBroken(BROKE_OFF, empty=not text) from exc
-        yield finish(reason, text, usage)
+                raise StreamBroken(BROKE_OFF) from exc
+        yield finish(reason, text, usage, chunks)
 
     async def close(self) -> None:
         await self._client.close()
 
 
-def finish(reason: str | None, text: bool, usage: Any) -> Finish:
+def finish(reason: str | None, text: bool, usage: Any, chunks: int) -> Finish:
     """The Finish of a stream that ended in order, or why it is not one."""
     if reason is None:
-        # [DONE] (or the end of the body) with no finish reason: cut short, or nothing at all,
-        # which is how llama.cpp servers answer a streamed prompt larger than their context.
-        raise broken(text)
+        # [DONE] (or the end of the body) with no finish reason: cut short (llama-cpp-python ends
+        # a running answer so when another request arrives), or with not a single event, which is
+        # how llama.cpp servers answer a streamed prompt larger than their context.
+        raise broken(chunks)
     if not text:
         if reason == "length" and (usage is None or not usage.completion_tokens):
             # Stopped for length before a single token: the prompt left no room.
