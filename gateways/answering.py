@@ -114,9 +114,8 @@ class Answering:
         if refused is not None:
             # The server answered nothing for `refused` and answered this smaller prompt: its
             # context is below `refused`'s size (estimated in its tokens), so plan under that.
-            self.calibration.learn_context(
-                model, round(refused.window.tokens * self.calibration.correction(model))
-            )
+            size = round(refused.window.tokens * self.calibration.correction(model))
+            self.calibration.learn_context(model, size, plan.params.context_tokens)
         if finish.prompt_tokens is None:
             return
         seen = self.calibration.observe(model, plan.window.tokens, finish.prompt_tokens)
@@ -139,8 +138,14 @@ class Answering:
         prompt = exc.server_prompt_tokens
         if prompt and self.calibration.observe(model, plan.window.tokens, prompt) is Seen.LEARNED:
             metrics.correction(model, self.calibration.correction(model))
-        if exc.server_context_tokens:
-            self.calibration.learn_context(model, exc.server_context_tokens)
+        if exc.server_context_tokens and not self.calibration.learn_context(
+            model, exc.server_context_tokens, plan.params.context_tokens
+        ):
+            log.warning(
+                "chat %s: the LLM server's claim of a %d-token context is not applied to other chats",
+                chat_id,
+                exc.server_context_tokens,
+            )
 
 
 def _final(

@@ -21,6 +21,7 @@ MIN_PROMPT_TOKENS = 16  # smaller prompts say too little about a ratio
 TRUNCATED_BELOW = 0.6  # a server count under 60% of what was expected: it dropped part of the prompt
 LOWEST, HIGHEST = 0.5, 4.0  # corrections are kept within these
 MIN_SERVER_CONTEXT = 64  # a server claiming a smaller context is not believed (it would starve every chat)
+MIN_CONTEXT_SHARE = 1 / 8  # nor one claiming less than this share of the chat's configured context
 MARGIN = 0.95  # aim a shrunk prompt this far under what the server said it holds
 SHRINK_WITHOUT_NUMBERS = 0.75  # with no numbers from the server, keep this share of the prompt
 
@@ -74,13 +75,19 @@ class Calibration:
         m.learned += 1
         return Seen.LEARNED
 
-    def learn_context(self, model: str, tokens: int) -> None:
-        """The server said its context holds `tokens` (in an overflow error)."""
-        if tokens < MIN_SERVER_CONTEXT:
-            return
+    def learn_context(self, model: str, tokens: int, chat_context: int) -> bool:
+        """The server said (or showed) that its context holds `tokens`; False if not believed.
+
+        What is learnt plans every chat of the model in this gateway, so a claim far below the
+        chat's configured context (a broken server, or an error message echoing what a user wrote)
+        is not taken: that chat's turn still shrinks by it, no other chat does.
+        """
+        if tokens < max(MIN_SERVER_CONTEXT, chat_context * MIN_CONTEXT_SHARE):
+            return False
         m = self._models.setdefault(model, _Model())
         if m.server_context is None or tokens < m.server_context:
             m.server_context = tokens
+        return True
 
 
 def shrink_target(

@@ -187,9 +187,9 @@ async def test_a_window_the_server_refuses_is_shrunk_and_sent_once_more(
     backend: str,
     knobs: dict[str, Any],
 ) -> None:
-    # The service believes in 4000 tokens; the server holds 600 of its own.
+    # The service believes in 2000 tokens; the server holds 600 of its own.
     fake_llm.behaviour = Behaviour(backend=backend, n_ctx=600, reply=words_reply(5), **knobs)
-    client = await make_client(**toy(4000))
+    client = await make_client(**toy(2000))
     chat = await new_chat(client, user)
     for i in range(16):
         events = await sse(client, user, chat, f"{i}: {PT * 2}")
@@ -216,7 +216,7 @@ async def test_an_overflow_that_survives_the_retry_is_413_naming_the_window_and_
     make_client: MakeClient, user: str, fake_llm: FakeLLM, mysql_url: DatabaseURL
 ) -> None:
     fake_llm.behaviour = Behaviour(backend="llama-server", n_ctx=300, reply=words_reply(3))
-    client = await make_client(**toy(4000))
+    client = await make_client(**toy(2000))
     chat = await new_chat(client, user)
     for text in ("um", "dois"):
         assert sse_ends(await sse(client, user, chat, text))
@@ -225,7 +225,7 @@ async def test_an_overflow_that_survives_the_retry_is_413_naming_the_window_and_
     status, code = error_of(events)
     message = events[-1][1]["error"]["message"]
     assert (status, code) == (413, "context_overflow")
-    assert f"chat {chat}'s window" in message and "of 4000 tokens" in message and "300" in message
+    assert f"chat {chat}'s window" in message and "of 2000 tokens" in message and "300" in message
     assert [r.refused for r in fake_llm.records[before:]] == [True, True]  # once more, then the error
     messages = await stored(mysql_url, chat)
     assert no_empty_complete_answer(messages) and messages[-1].role is Role.USER
@@ -234,7 +234,7 @@ async def test_an_overflow_that_survives_the_retry_is_413_naming_the_window_and_
     before = len(fake_llm.records)
     status, body = await as_json(client, user, await new_chat(client, user), PT * 9)
     assert (status, body["error"]["code"], len(fake_llm.records)) == (413, "message_too_large", before)
-    fresh = await make_client(**toy(4000))  # a gateway that has not learnt it yet
+    fresh = await make_client(**toy(2000))  # a gateway that has not learnt it yet
     status, body = await as_json(fresh, user, await new_chat(fresh, user), PT * 9)
     assert (status, body["error"]["code"]) == (413, "context_overflow")
 

@@ -59,9 +59,11 @@ def test_corrections_stay_within_bounds() -> None:
 
 def test_the_smallest_plausible_context_a_server_reports_is_kept() -> None:
     c = Calibration()
-    c.learn_context("toy", 2048)
-    c.learn_context("toy", 4096)
-    c.learn_context("toy", 3)  # not believed: it would starve every chat of the model
+    assert c.learn_context("toy", 2048, 8192) and c.learn_context("toy", 4096, 8192)
+    assert not c.learn_context("toy", 3, 100)  # not believed: it would starve every chat of the model
+    # Nor far below the chat's configured context: a broken server, or a message that echoes
+    # a user's text ("...maximum context length is 100 tokens...") must not shrink other chats.
+    assert not c.learn_context("toy", 500, 128_000)
     assert c.server_context("toy") == 2048
 
 
