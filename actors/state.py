@@ -130,7 +130,7 @@ class ChatState:
         """The oldest evictable entries to drop, `keep` spared, until the prompt is at most the target."""
         kept = next(e for e in window.entries if e.seq == keep)
         rest = [e for e in window.entries if e.seq != keep]
-        view = Window(window.reserve_tokens + max(target_tokens, 1), window.reserve_tokens, rest)
+        view = replace(window, context_tokens=window.reserve_tokens + max(target_tokens, 1), entries=rest)
         try:
             return view.plan(kept.tokens)
         except WindowError:
@@ -192,5 +192,5 @@ def scaled(window: Window, scale: float) -> Window:
     """The same entries under a budget divided by `scale`: planning it plans tokens x scale."""
     if scale == 1.0:
         return window
-    budget = max(int(window.budget / scale), 1)
-    return Window(window.reserve_tokens + budget, window.reserve_tokens, window.entries)
+    # replace() keeps every other setting of the window's rule; only the budget changes.
+    return replace(window, context_tokens=window.reserve_tokens + max(int(window.budget / scale), 1))
