@@ -224,6 +224,6 @@ def _announce(model: str, task: asyncio.Future[ServerTokenizer | None]) -> None:
         return
     found = task.result()
     if found is None:
-        log.info("model %s: its server offers no tokenizer; counting with tiktoken", model)
+        log.info("model %s: its LLM server offers no tokenize endpoint", model)
     else:
         log.info("model %s: counting with %s", model, found.describe())

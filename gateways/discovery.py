@@ -77,10 +77,9 @@ async def inspect_server(settings: Settings) -> Settings:
 
 async def _check_tokenizer(server: LLMServer, model: str) -> None:
     try:
-        how = await TokenCounter("server", server).check(model)
+        await TokenCounter("server", server).check(model)  # logs what it found
     except ValueError as exc:
         raise SettingsError(f"TOKENIZER=server: {exc} at {server.root}; use TOKENIZER=auto") from None
-    log.info("TOKENIZER=server: %s counts with %s", model, how)
 
 
 async def discover_context(server: LLMServer, model: str) -> Discovered | None:
