@@ -89,7 +89,7 @@ def openai_prompt_tokens(model: str, messages: list[dict[str, Any]]) -> int:
     return 3 + sum(3 + _count(name, m["role"]) + _count(name, m.get("content") or "") for m in messages)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 14)
 def _count(encoding: str, text: str) -> int:
     # Cached: a chat's window repeats its messages on every request (the benchmark sends hundreds).
     return len(tiktoken.get_encoding(encoding).encode(text, disallowed_special=()))
