@@ -137,8 +137,15 @@ class ConversationActor:
     async def begin_turn(self, req: TurnRequest) -> TurnPlan | Recount:
         return await self._serve(self._conversation.begin_turn(req))
 
-    async def complete_turn(self, turn_id: str, reply: str, tokens: int, finish: str) -> TurnResult:
-        return await self._serve(self._conversation.complete_turn(turn_id, reply, tokens, finish))
+    async def complete_turn(
+        self, turn_id: str, reply: str, tokens: int, finish: str, server_prompt_tokens: int | None = None
+    ) -> TurnResult:
+        return await self._serve(
+            self._conversation.complete_turn(turn_id, reply, tokens, finish, server_prompt_tokens)
+        )
+
+    async def shrink_turn(self, turn_id: str, target_tokens: int) -> TurnPlan:
+        return await self._serve(self._conversation.shrink_turn(turn_id, target_tokens))
 
     async def abort_turn(self, turn_id: str, partial: str, tokens: int, reason: str) -> TurnResult:
         return await self._serve(self._conversation.abort_turn(turn_id, partial, tokens, reason))

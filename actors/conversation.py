@@ -8,19 +8,20 @@ from dataclasses import replace
 
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
 from actors.ratelimit import RateLimit
-from actors.state import ChatState, chat_title, entry
+from actors.state import ChatState, chat_title, entry, scale_for
 from actors.turns import TurnSlot
 from actors.window import Window
 from store.base import ChatStore
 from store.errors import (
     AlreadyExists,
     FailedPrecondition,
+    InvalidArgument,
     NotFound,
     PermissionDenied,
     ResourceExhausted,
     StaleState,
 )
-from store.records import ChatRecord, ChatStatus, MessageRecord, MessageStatus, Role
+from store.records import ChatParams, ChatRecord, ChatStatus, MessageRecord, MessageStatus, Role
 
 
 class Conversation(ChatState):
@@ -115,7 +116,8 @@ class Conversation(ChatState):
         if resumed is not None:
             return resumed
         assert self.window is not None
-        evict = self._plan(self.window, req.tokens)
+        evict = self._plan(self.window, req.tokens, _scale(req, self.chat.params))
+        self.correction = req.correction
         user = self._message(Role.USER, req.content, req.tokens, req.turn_id)
         version = await self._store.write(
             self.chat_id,
@@ -138,7 +140,8 @@ class Conversation(ChatState):
         first = self._opening(new)
         window = Window(new.params.context_tokens, new.params.max_tokens)
         window.apply(add=[entry(m) for m in first])
-        self._plan(window, req.tokens)
+        self._plan(window, req.tokens, _scale(req, new.params))
+        self.correction = req.correction
         user = MessageRecord(
             self.chat_id, len(first) + 1, Role.USER, req.content, req.tokens, turn_id=req.turn_id
         )
@@ -163,9 +166,38 @@ class Conversation(ChatState):
             )
         return self._plan_for(turn_id, mine[0].seq, evicted=0, created=False)
 
-    async def complete_turn(self, turn_id: str, reply: str, tokens: int, finish_reason: str) -> TurnResult:
-        """Store the answer and free the chat for its next turn."""
+    async def complete_turn(
+        self,
+        turn_id: str,
+        reply: str,
+        tokens: int,
+        finish_reason: str,
+        server_prompt_tokens: int | None = None,
+    ) -> TurnResult:
+        """Store the answer and free the chat for its next turn.
+
+        `server_prompt_tokens`: the prompt size the model's server reported for this turn, if any.
+        An empty answer is never a complete one: the gateway aborts such a turn instead.
+        """
+        if not reply.strip():
+            raise InvalidArgument("an empty answer cannot be stored as complete: abort the turn instead")
+        if server_prompt_tokens is not None:
+            self.server_prompt_tokens = server_prompt_tokens
         return await self._end_turn(turn_id, reply, tokens, finish_reason, MessageStatus.COMPLETE)
+
+    async def shrink_turn(self, turn_id: str, target_tokens: int) -> TurnPlan:
+        """Evict more for the turn in progress: its LLM server found the prompt too large.
+
+        The oldest messages go, never the system prompt nor this turn's user message, until the
+        prompt is at most `target_tokens` by the window's count (or nothing more may go). The
+        erasures are written through like any eviction; the turn's plan is returned with them.
+        """
+        if not self._slot.holds(turn_id) and await self._adopt(turn_id) is not None:
+            raise FailedPrecondition(f"turn {turn_id!r} already finished")
+        plan = self._slot.current
+        assert plan is not None
+        self._slot.current = await self._shrink(plan, target_tokens)
+        return self._slot.current
 
     async def abort_turn(self, turn_id: str, partial: str, tokens: int, reason: str) -> TurnResult:
         """Free the chat after an LLM error or a cancel; a partial answer is kept, flagged."""
@@ -306,3 +338,7 @@ class Conversation(ChatState):
             self._owned(user_id)
             await self._store.delete_chat(self.chat_id)
             self._load(None, [])
+
+
+def _scale(req: TurnRequest, params: ChatParams) -> float:
+    return scale_for(req.correction, req.server_context, params.context_tokens, params.max_tokens)

@@ -18,7 +18,12 @@ class NewChat:
 
 @dataclass(frozen=True, slots=True)
 class TurnRequest:
-    """A user message, counted by the gateway with the tokenizer of `counted_for` (a model)."""
+    """A user message, counted by the gateway with the tokenizer of `counted_for` (a model).
+
+    `correction`: what the model's server counts per counted token, and `server_context` the
+    context size the server said it has, if smaller than the chat's (the gateway's calibration):
+    the window admits the prompt only if it fits as the server counts it (state.scale_for).
+    """
 
     turn_id: str
     user_id: str
@@ -26,6 +31,8 @@ class TurnRequest:
     tokens: int
     counted_for: str
     create: NewChat | None = None
+    correction: float = 1.0
+    server_context: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +44,18 @@ class Recount:
 
 @dataclass(frozen=True, slots=True)
 class WindowInfo:
-    """What the model will see: message count and tokens of the context window."""
+    """What the model will see: message count and tokens of the context window.
+
+    `tokens` is the window's own count; `server_prompt_tokens` the prompt size the model's server
+    last reported for this chat, and `correction` the scale the window was last planned with
+    (both None until a turn since the chat's actor was activated).
+    """
 
     messages: int
     tokens: int
     context_tokens: int
+    server_prompt_tokens: int | None = None
+    correction: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

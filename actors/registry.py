@@ -122,10 +122,22 @@ class ChatRegistry:
         return cast(TurnPlan | Recount, await self.call(chat_id, "begin_turn", req))
 
     async def complete_turn(
-        self, chat_id: str, turn_id: str, reply: str, tokens: int, finish: str
+        self,
+        chat_id: str,
+        turn_id: str,
+        reply: str,
+        tokens: int,
+        finish: str,
+        server_prompt_tokens: int | None = None,
     ) -> TurnResult:
-        result = await self.call(chat_id, "complete_turn", turn_id, reply, tokens, finish)
+        result = await self.call(
+            chat_id, "complete_turn", turn_id, reply, tokens, finish, server_prompt_tokens
+        )
         return cast(TurnResult, result)
+
+    async def shrink_turn(self, chat_id: str, turn_id: str, target_tokens: int) -> TurnPlan:
+        """Evict more for a running turn whose LLM server found its prompt too large."""
+        return cast(TurnPlan, await self.call(chat_id, "shrink_turn", turn_id, target_tokens))
 
     async def abort_turn(
         self, chat_id: str, turn_id: str, partial: str, tokens: int, reason: str

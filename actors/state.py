@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from actors.protocol import NewChat, TurnPlan, WindowInfo
 from actors.window import Entry, Window, WindowError
@@ -38,6 +39,9 @@ class ChatState:
         self.chat: ChatRecord | None = None
         self.window: Window | None = None
         self._records: dict[int, MessageRecord] = {}
+        # Observations of this activation, shown with the window (not stored).
+        self.server_prompt_tokens: int | None = None
+        self.correction: float | None = None
 
     # -- activation ------------------------------------------------------------------------
 
@@ -73,6 +77,8 @@ class ChatState:
             messages=len(self.window.entries),
             tokens=self.window.prompt_tokens,
             context_tokens=self.chat.params.context_tokens,
+            server_prompt_tokens=self.server_prompt_tokens,
+            correction=self.correction,
         )
 
     async def snapshot(self) -> list[MessageRecord]:
@@ -99,11 +105,41 @@ class ChatState:
         return [system]
 
     @staticmethod
-    def _plan(window: Window, tokens: int) -> list[int]:
+    def _plan(window: Window, tokens: int, scale: float = 1.0) -> list[int]:
+        """The evictions that admit a message, with the prompt counted as its tokens x `scale`."""
         try:
-            return window.plan(tokens)
+            return scaled(window, scale).plan(tokens)
         except WindowError as exc:
             raise MessageTooLarge(str(exc)) from None
+
+    async def _shrink(self, plan: TurnPlan, target_tokens: int) -> TurnPlan:
+        """Evict for a running turn until its prompt is at most the target; its plan after that."""
+        assert self.window is not None and self.chat is not None
+        evict = self._evictions_to(self.window, plan.user_message_id, target_tokens)
+        if not evict:
+            return plan
+        try:
+            version = await self._store.write(self.chat_id, self.chat.version, erase=evict)
+        except StaleState as exc:
+            self._forget_if_stale(exc)
+            raise
+        self.chat = replace(self.chat, version=version)
+        self._admit(evict, [])
+        shrunk = self._plan_for(
+            plan.turn_id, plan.user_message_id, evicted=plan.evicted + len(evict), created=False
+        )
+        return replace(shrunk, created=plan.created)
+
+    @staticmethod
+    def _evictions_to(window: Window, keep: int, target_tokens: int) -> list[int]:
+        """The oldest evictable entries to drop, `keep` spared, until the prompt is at most the target."""
+        kept = next(e for e in window.entries if e.seq == keep)
+        rest = [e for e in window.entries if e.seq != keep]
+        view = replace(window, context_tokens=window.reserve_tokens + max(target_tokens, 1), entries=rest)
+        try:
+            return view.plan(kept.tokens)
+        except WindowError:
+            return [e.seq for e in rest if not e.pinned]  # it cannot reach the target: all that may go
 
     def _plan_for(self, turn_id: str, user_seq: int, *, evicted: int, created: bool) -> TurnPlan:
         assert self.chat is not None
@@ -148,3 +184,18 @@ class ChatState:
 
 def entry(record: MessageRecord) -> Entry:
     return Entry(record.seq, record.tokens, pinned=record.role is Role.SYSTEM)
+
+
+def scale_for(correction: float, server_context: int | None, context: int, reserve: int) -> float:
+    """Server tokens per counted token, and the squeeze that fits a chat's budget to a smaller server."""
+    if server_context is None or server_context >= context:
+        return correction
+    return correction * (context - reserve) / max(server_context - reserve, 1)
+
+
+def scaled(window: Window, scale: float) -> Window:
+    """The same entries under a budget divided by `scale`: planning it plans tokens x scale."""
+    if scale == 1.0:
+        return window
+    # replace() keeps every other setting of the window's rule; only the budget changes.
+    return replace(window, context_tokens=window.reserve_tokens + max(int(window.budget / scale), 1))

@@ -29,6 +29,7 @@ class TurnFinished:
     completion_tokens: int
     evicted: int
     window: WindowInfo
+    usage_source: str = "estimate"  # "server": both counts are the LLM server's own
 
 
 TurnEvent = TurnStarted | TurnDelta | TurnFinished

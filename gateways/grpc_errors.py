@@ -9,6 +9,7 @@ from store import errors as e
 GRPC_STATUS: dict[type[e.ChatServiceError], grpc.StatusCode] = {
     e.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     e.MessageTooLarge: grpc.StatusCode.INVALID_ARGUMENT,
+    e.ContextOverflow: grpc.StatusCode.INVALID_ARGUMENT,
     e.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     e.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     e.NotFound: grpc.StatusCode.NOT_FOUND,
@@ -17,6 +18,7 @@ GRPC_STATUS: dict[type[e.ChatServiceError], grpc.StatusCode] = {
     e.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     e.Cancelled: grpc.StatusCode.CANCELLED,
     e.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    e.StreamBroken: grpc.StatusCode.UNAVAILABLE,
     e.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     e.ChatServiceError: grpc.StatusCode.INTERNAL,
 }

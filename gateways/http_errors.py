@@ -12,6 +12,7 @@ HTTP_STATUS: dict[type[e.ChatServiceError], int] = {
     e.RequestTimeout: 408,
     e.UnsupportedMediaType: 415,
     e.MisdirectedRequest: 421,
+    e.ContextOverflow: 413,  # the chat's window plus this message do not fit the model's server
     e.Unauthenticated: 401,
     e.PermissionDenied: 403,
     e.NotFound: 404,
@@ -20,6 +21,7 @@ HTTP_STATUS: dict[type[e.ChatServiceError], int] = {
     e.ResourceExhausted: 429,
     e.Cancelled: 499,
     e.Unavailable: 503,
+    e.StreamBroken: 503,  # the answer broke off; what arrived is kept, flagged interrupted
     e.DeadlineExceeded: 504,
     e.ChatServiceError: 500,
 }

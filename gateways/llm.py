@@ -11,11 +11,14 @@ from openai.types.chat import ChatCompletionChunk
 
 from actors.protocol import TurnPlan
 from gateways import metrics
+from gateways.overflow import overflow_of
 from store.errors import (
     ChatServiceError,
+    ContextOverflow,
     FailedPrecondition,
     InvalidArgument,
     ResourceExhausted,
+    StreamBroken,
     Unavailable,
 )
 
@@ -27,6 +30,8 @@ class Delta:
 
 @dataclass(frozen=True, slots=True)
 class Finish:
+    """The end of an answer the server said it finished; the counts are the server's, if it sent them."""
+
     reason: str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -36,7 +41,12 @@ LLMEvent = Delta | Finish
 
 
 class LLM(Protocol):
-    """Streams one answer: Delta events, then exactly one Finish. Errors are ChatServiceErrors."""
+    """Streams one answer: Delta events, then exactly one Finish. Errors are ChatServiceErrors.
+
+    A Finish is sent only for an answer the server ended with a finish reason and some text: a
+    stream that stops short is StreamBroken (after the deltas that did arrive), and a prompt the
+    server finds too large is ContextOverflow.
+    """
 
     def stream(self, plan: TurnPlan) -> AsyncGenerator[LLMEvent, None]: ...
 
@@ -85,6 +95,12 @@ def translate(exc: Exception) -> ChatServiceError:
 
 
 BROKE_OFF = "the LLM's answer broke off mid-way (the part received is kept); retry"
+ENDED_EARLY = (
+    "the LLM's answer ended without a finish reason (the part received is kept; a llama.cpp server "
+    "cuts a running answer when another request arrives); retry"
+)
+EMPTY = "the LLM ended its answer without sending any of it; retry"
+NO_ROOM = "the LLM server stopped at once for lack of room: the prompt fills its context"
 
 
 def error_kind(exc: Exception) -> str:
@@ -106,9 +122,31 @@ def error_kind(exc: Exception) -> str:
 
 
 def failed(exc: Exception) -> ChatServiceError:
-    """Count the failure, then translate it."""
+    """Count the failure, then translate it; a context overflow in any shape is ContextOverflow."""
+    if isinstance(exc, openai.APIError):
+        overflow = overflow_of(exc.body, exc.message)
+        if overflow is not None:
+            metrics.llm_error("context_overflow")
+            said = [f"it counted {overflow.prompt_tokens} tokens"] if overflow.prompt_tokens else []
+            said += [f"its context holds {overflow.context_tokens}"] if overflow.context_tokens else []
+            detail = f" ({'; '.join(said)})" if said else ""
+            return ContextOverflow(
+                f"the LLM server refused the prompt as larger than its context{detail}",
+                overflow.prompt_tokens,
+                overflow.context_tokens,
+            )
+        if not isinstance(exc, openai.APIStatusError | openai.APIConnectionError):
+            # An error event inside a stream that had begun: the answer broke off.
+            metrics.llm_error("stream_broken")
+            return StreamBroken(f"the LLM reported an error mid-answer ({exc.message[:200]}); retry")
     metrics.llm_error(error_kind(exc))
     return translate(exc)
+
+
+def broken(chunks: int) -> StreamBroken:
+    """A stream that ended in order but unfinished; `empty` only if not a single event came."""
+    metrics.llm_error("stream_broken")
+    return StreamBroken(EMPTY if chunks == 0 else ENDED_EARLY, empty=chunks == 0)
 
 
 class OpenAIChat:
@@ -138,31 +176,57 @@ class OpenAIChat:
             )
         except Exception as exc:
             raise failed(exc) from exc
-        reason, usage = "stop", None
+        reason: str | None = None
+        usage = None
+        text = False
+        chunks = 0
         # Leaving this block (finished, failed or cancelled) closes the HTTP response, so a
         # client that goes away stops the generation it was paying for.
         async with stream:
             try:
                 async for chunk in stream:
+                    chunks += 1
                     if chunk.usage is not None:
                         usage = chunk.usage
                     for choice in chunk.choices:
                         if choice.index != 0:
                             continue
                         if choice.delta is not None and choice.delta.content:
+                            text = True
                             yield Delta(choice.delta.content)
                         if choice.finish_reason:
                             reason = choice.finish_reason
             except Exception as exc:
-                # A stream that breaks mid-way raises the SDK's connection error or the
-                # transport's own exception, by SDK version: either way the answer broke off.
-                if isinstance(exc, openai.APIStatusError | openai.APITimeoutError):
+                # An error event in the stream (the SDK raises APIError) or a silence past the
+                # timeout: say which. Otherwise the SDK's connection error or the transport's
+                # own exception, by SDK version: either way the answer broke off.
+                timeout = isinstance(exc, openai.APITimeoutError)
+                if timeout or (
+                    isinstance(exc, openai.APIError) and not isinstance(exc, openai.APIConnectionError)
+                ):
                     raise failed(exc) from exc
                 metrics.llm_error("stream_broken")
-                raise Unavailable(BROKE_OFF) from exc
-        prompt = usage.prompt_tokens if usage else None
-        completion = usage.completion_tokens if usage else None
-        yield Finish(reason, prompt, completion)
+                raise StreamBroken(BROKE_OFF) from exc
+        yield finish(reason, text, usage, chunks)
 
     async def close(self) -> None:
         await self._client.close()
+
+
+def finish(reason: str | None, text: bool, usage: Any, chunks: int) -> Finish:
+    """The Finish of a stream that ended in order, or why it is not one."""
+    if reason is None:
+        # [DONE] (or the end of the body) with no finish reason: cut short (llama-cpp-python ends
+        # a running answer so when another request arrives), or with not a single event, which is
+        # how llama.cpp servers answer a streamed prompt larger than their context.
+        raise broken(chunks)
+    if not text:
+        if reason == "length" and (usage is None or not usage.completion_tokens):
+            # Stopped for length before a single token: the prompt left no room.
+            metrics.llm_error("context_overflow")
+            raise ContextOverflow(NO_ROOM)
+        metrics.llm_error("stream_broken")
+        raise StreamBroken(f"the LLM finished ({reason}) without answering anything; retry")
+    prompt = usage.prompt_tokens if usage else None
+    completion = usage.completion_tokens if usage else None
+    return Finish(reason, prompt, completion)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from ray.util.metrics import Counter, Histogram
+from ray.util.metrics import Counter, Gauge, Histogram
 
 TURN_SECONDS = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0]
 FIRST_TOKEN_SECONDS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
@@ -24,6 +24,7 @@ class _Metrics:
     completion_tokens: Counter
     evicted: Counter
     llm_errors: Counter
+    correction: Gauge
 
 
 @cache
@@ -43,13 +44,28 @@ def _metrics() -> _Metrics:
             FIRST_TOKEN_SECONDS,
             ("model",),
         ),
-        prompt_tokens=Counter("chatservice_prompt_tokens", "Prompt tokens of completed turns.", ("model",)),
+        prompt_tokens=Counter(
+            "chatservice_prompt_tokens",
+            "Prompt tokens of completed turns (the server's count, else the estimate).",
+            ("model",),
+        ),
         completion_tokens=Counter(
-            "chatservice_completion_tokens", "Completion tokens of completed turns.", ("model",)
+            "chatservice_completion_tokens",
+            "Completion tokens of completed turns (the server's count, else the estimate).",
+            ("model",),
         ),
         evicted=Counter("chatservice_evicted_messages", "Messages evicted from context windows."),
         llm_errors=Counter("chatservice_llm_errors", "LLM request failures by kind.", ("kind",)),
+        correction=Gauge(
+            "chatservice_token_correction",
+            "Server-reported prompt tokens per token the window counts, learned per model.",
+            ("model",),
+        ),
     )
+
+
+def correction(model: str, value: float) -> None:
+    _metrics().correction.set(value, tags={"model": model})
 
 
 def llm_error(kind: str) -> None:

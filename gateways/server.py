@@ -15,11 +15,14 @@ from actors.actor import ActorConfig
 from actors.registry import ChatRegistry
 from gateways import logs
 from gateways.capacity import live_chats_per_node
+from gateways.counting import TokenCounter
+from gateways.discovery import inspect_server
 from gateways.grpc import GrpcGateway
 from gateways.health import Readiness
 from gateways.http import create_app
 from gateways.http.listener import HttpListener
 from gateways.llm import LLM, OpenAIChat
+from gateways.llmserver import LLMServer
 from gateways.offline import OfflineResponder
 from gateways.raynode import RayInfo, alive_nodes, start_ray
 from gateways.service import ChatService
@@ -41,11 +44,14 @@ class Runtime:
     registry: ChatRegistry
     service: ChatService
     readiness: Readiness
+    llm_server: LLMServer | None = None
 
     async def close(self) -> None:
         await self.service.drain()
         await self.registry.close()
         await self.llm.close()
+        if self.llm_server is not None:
+            await self.llm_server.close()
         await self.store.close()
 
 
@@ -74,11 +80,17 @@ def build_registry(settings: Settings, live_chats_per_node: int) -> ChatRegistry
 def build_runtime(
     settings: Settings, live_chats_per_node: int | None = None, store: ChatStore | None = None
 ) -> Runtime:
+    if not settings.context_known:
+        raise SettingsError(f"MODEL_MAX_TOKENS: unset for {settings.default_params.model!r}; set it")
     store = store or open_store(settings.database, settings.db_pool_size)
     registry = build_registry(settings, live_chats_per_node or settings.live_chats_cap)
     llm = build_llm(settings)
-    service = ChatService(settings, registry, llm, store)
-    return Runtime(settings, store, llm, registry, service, Readiness(store))
+    # The server's own endpoints (tokenize...), for models counted with their own tokenizer.
+    server = None
+    if not settings.offline and settings.openai_base_url is not None:
+        server = LLMServer(settings.openai_base_url, settings.openai_api_key)
+    service = ChatService(settings, registry, llm, store, TokenCounter(settings.tokenizer, server))
+    return Runtime(settings, store, llm, registry, service, Readiness(store), server)
 
 
 async def prepare(settings: Settings) -> Runtime:
@@ -136,6 +148,7 @@ async def run(settings: Settings, ray_info: RayInfo, started: float) -> None:
 
 def serve(settings: Settings) -> None:
     started = time.monotonic()
+    settings = asyncio.run(inspect_server(settings))  # an unknown model's context size, from its server
     if settings.auth_token is None:
         log.warning("AUTH_TOKEN is not set: no authentication, listening on %s only", settings.host)
     log.info("database: %s", settings.database.redacted())

@@ -8,20 +8,23 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from contextlib import aclosing
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
 from actors.ratelimit import KeyedRateLimit
 from actors.registry import ChatRegistry
 from gateways import logs, paging
-from gateways.events import TurnDelta, TurnEvent, TurnFinished, TurnStarted
+from gateways.answering import Answering
+from gateways.calibration import Calibration
+from gateways.counting import TokenCounter
+from gateways.events import TurnDelta, TurnEvent, TurnStarted
 from gateways.ids import check_chat_id, check_new_chat_id, check_user_id, new_chat_id
 from gateways.llm import LLM, Delta, Finish
 from gateways.params import ChatOverrides, apply_overrides, check_system_prompt
 from gateways.report import TurnReport
 from gateways.settings import Settings
 from gateways.text import check_unicode, shows_something
-from gateways.tokenizer import tokenizer_for
 from store.base import ChatCursor, ChatStore
 from store.errors import (
     ChatServiceError,
@@ -44,11 +47,20 @@ STORE_RETRY_SECONDS = 10.0
 class ChatService:
     """Turns and chats for one gateway process; holds no chat state of its own beyond caches."""
 
-    def __init__(self, settings: Settings, registry: ChatRegistry, llm: LLM, store: ChatStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ChatRegistry,
+        llm: LLM,
+        store: ChatStore,
+        counter: TokenCounter | None = None,
+    ) -> None:
         self._settings = settings
         self._registry = registry
         self._llm = llm
         self._store = store  # reads only: every write goes through the chat's actor
+        self.counter = counter or TokenCounter()
+        self._answering = Answering(llm, registry, Calibration(), self.counter)
         self._models: dict[str, str] = {}  # chat_id -> model; a chat's model never changes
         self._openings: dict[tuple[str, ChatParams], NewChat] = {}
         self._background: set[asyncio.Task[object]] = set()
@@ -65,7 +77,7 @@ class ChatService:
             )
         return content
 
-    def new_chat(self, overrides: ChatOverrides | None = None) -> NewChat:
+    async def new_chat(self, overrides: ChatOverrides | None = None) -> NewChat:
         """How a chat is created: the defaults, or the defaults with a client's overrides."""
         o = overrides or ChatOverrides()
         params = apply_overrides(self._settings.default_params, o)
@@ -74,7 +86,7 @@ class ChatService:
         )
         key = (prompt, params)
         if key not in self._openings:
-            tokens = tokenizer_for(params.model).count_message("system", prompt) if prompt else 0
+            tokens = await self.counter.message(params.model, "system", prompt) if prompt else 0
             self._openings[key] = NewChat(params, prompt, tokens)
         return self._openings[key]
 
@@ -111,16 +123,19 @@ class ChatService:
         try:
             # aclosing: a consumer that stops early (cancel, disconnect, deadline) closes the LLM
             # stream now, not whenever the garbage collector gets to it.
-            async with aclosing(self._llm.stream(plan)) as stream:
+            async with aclosing(self._answering.stream(chat_id, plan)) as stream:
                 async for event in stream:
                     if isinstance(event, Delta):
                         report.token()
                         parts.append(event.text)
                         yield TurnDelta(event.text)
-                    else:
+                    elif isinstance(event, Finish):
                         finish = event
+                    else:
+                        plan = event  # shrunk for a retry: the server found the prompt too large
         except ChatServiceError as exc:
-            await self._abort(chat_id, plan, "".join(parts), "error")
+            # Shielded: counting the part (on the LLM server, perhaps) must not leave the chat held.
+            await self._unless_cancelled(self._abort(chat_id, plan, "".join(parts), "error"))
             report.llm_failed(exc)
             raise
         except BaseException:
@@ -129,11 +144,14 @@ class ChatService:
             report.cancelled()
             raise
         try:
-            result = await self._complete(chat_id, plan, "".join(parts), finish.reason)
+            # Shielded: a client gone after the last delta still has its answer stored.
+            result, tokens = await self._unless_cancelled(
+                self._complete(chat_id, plan, "".join(parts), finish)
+            )
         except BaseException as exc:
             report.not_stored(exc)
             raise
-        finished = self._finished(plan, result, "".join(parts), finish)
+        finished = await self._answering.finished(plan, result, tokens, finish)
         report.completed(
             finished.finish_reason, finished.prompt_tokens, finished.completion_tokens, "".join(parts)
         )
@@ -167,10 +185,12 @@ class ChatService:
         if not create_missing:
             await self._owned(user_id, chat_id)
         model = self._models.get(chat_id, self._settings.default_params.model)
-        create = self.new_chat() if create_missing else None
+        create = await self.new_chat() if create_missing else None
+        learned = self._answering.calibration
         for _ in range(3):
-            tokens = tokenizer_for(model).count_message("user", content)
-            req = TurnRequest(turn_id, user_id, content, tokens, model, create)
+            tokens = await self.counter.message(model, "user", content)
+            correction, server_context = learned.correction(model), learned.server_context(model)
+            req = TurnRequest(turn_id, user_id, content, tokens, model, create, correction, server_context)
             plan = await self._begin_once(chat_id, req)
             if isinstance(plan, Recount):
                 model = plan.model
@@ -197,19 +217,24 @@ class ChatService:
         if isinstance(plan, TurnPlan):
             await self._abort(chat_id, plan, "", "cancelled")
 
-    async def _complete(self, chat_id: str, plan: TurnPlan, reply: str, reason: str) -> TurnResult:
-        tokens = tokenizer_for(plan.params.model).count_message("assistant", reply)
+    async def _complete(
+        self, chat_id: str, plan: TurnPlan, reply: str, finish: Finish
+    ) -> tuple[TurnResult, int]:
+        tokens = await self.counter.message(plan.params.model, "assistant", reply)
         try:
-            return await _while_store_returns(
-                lambda: self._registry.complete_turn(chat_id, plan.turn_id, reply, tokens, reason)
+            result = await _while_store_returns(
+                lambda: self._registry.complete_turn(
+                    chat_id, plan.turn_id, reply, tokens, finish.reason, finish.prompt_tokens or None
+                )
             )
+            return result, tokens
         except Unavailable:
             # Give the chat back (nothing more is written) rather than hold it for the lease.
             self._spawn(self._abort(chat_id, plan, "", "error"))
             raise
 
     async def _abort(self, chat_id: str, plan: TurnPlan, partial: str, reason: str) -> None:
-        tokens = tokenizer_for(plan.params.model).count_message("assistant", partial) if partial else 0
+        tokens = await self.counter.message(plan.params.model, "assistant", partial) if partial else 0
         try:
             await _while_store_returns(
                 lambda: self._registry.abort_turn(chat_id, plan.turn_id, partial, tokens, reason)
@@ -218,23 +243,18 @@ class ChatService:
             # The turn lease frees the chat anyway; the client already has its error.
             log.warning("chat %s: could not abort turn %s: %s", chat_id, plan.turn_id, exc.code)
 
-    def _finished(self, plan: TurnPlan, result: TurnResult, reply: str, finish: Finish) -> TurnFinished:
-        completion = finish.completion_tokens
-        if completion is None:
-            completion = tokenizer_for(plan.params.model).count_text(reply)
-        return TurnFinished(
-            assistant_message_id=result.assistant_message_id,
-            finish_reason=result.finish_reason,
-            prompt_tokens=finish.prompt_tokens or plan.window.tokens,
-            completion_tokens=completion,
-            evicted=plan.evicted,
-            window=result.window,
-        )
-
     def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _unless_cancelled(self, work: Coroutine[Any, Any, T]) -> T:
+        """Await `work`, which runs to its end even if the caller is cancelled meanwhile."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: never "unhandled"
+        return await asyncio.shield(task)
 
     # -- chats -------------------------------------------------------------------------------
 
@@ -244,14 +264,20 @@ class ChatService:
         """A new chat with the defaults or the given overrides; the id is generated unless given."""
         check_user_id(user_id)
         chat_id = check_new_chat_id(chat_id) if chat_id else new_chat_id()
-        new = self.new_chat(overrides)
+        new = await self.new_chat(overrides)
         await self._registry.create(chat_id, user_id, new)
         self._models[chat_id] = new.params.model
-        return await self._registry.describe(chat_id, user_id)
+        return self._shown(*await self._registry.describe(chat_id, user_id))
 
     async def get_chat(self, user_id: str, chat_id: str) -> tuple[ChatRecord, WindowInfo]:
         await self._owned(check_user_id(user_id), check_chat_id(chat_id))
-        return await self._registry.describe(chat_id, user_id)
+        return self._shown(*await self._registry.describe(chat_id, user_id))
+
+    def _shown(self, record: ChatRecord, window: WindowInfo) -> tuple[ChatRecord, WindowInfo]:
+        if window.correction is None:
+            # No turn since the actor's activation: show what the next one will be planned with.
+            window = replace(window, correction=self._answering.calibration.correction(record.params.model))
+        return record, window
 
     async def end_chat(self, user_id: str, chat_id: str) -> ChatRecord:
         await self._owned(check_user_id(user_id), check_chat_id(chat_id))

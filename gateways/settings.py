@@ -7,7 +7,7 @@ import json
 import os
 import resource
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -42,7 +42,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("OPENAI_API_KEY", "(none)", "LLM API key; unset = the built-in offline responder"),
     EnvVar("OPENAI_BASE_URL", "(OpenAI)", "any OpenAI-compatible server, e.g. http://localhost:8000/v1"),
     EnvVar("MODEL", "gpt-4o-mini", "model for new chats"),
-    EnvVar("MODEL_MAX_TOKENS", "(known models)", "context window in tokens; required for unknown models"),
+    EnvVar(
+        "MODEL_MAX_TOKENS",
+        "(known models, else the server's)",
+        "context window in tokens; unset for an unknown model = read from the LLM server at start-up",
+    ),
+    EnvVar("TOKENIZER", "auto", "auto, tiktoken or server: how message tokens are counted"),
     EnvVar("MAX_TOKENS", "1024", "tokens reserved for each answer (sent as max_tokens)"),
     EnvVar("TEMPERATURE", "(model default)", "sampling temperature, 0-2"),
     EnvVar("TOP_P", "(model default)", "nucleus sampling, 0-1"),
@@ -144,6 +149,9 @@ class Settings:
     whatsapp_id_key: str | None = field(default=None, repr=False)
     max_connections: int | None = None  # None: sized from the open-file limit (connection_cap)
     read_timeout_seconds: float = 15.0
+    tokenizer: str = "auto"
+    model_max_tokens: int | None = None  # MODEL_MAX_TOKENS as given (None: the table's, or discovered)
+    max_tokens_setting: int | None = None  # MAX_TOKENS as given
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -156,7 +164,7 @@ class Settings:
             auth_token=r.text("AUTH_TOKEN"),
             openai_api_key=r.text("OPENAI_API_KEY"),
             openai_base_url=r.text("OPENAI_BASE_URL"),
-            default_params=_chat_params(r),
+            default_params=_chat_params(r, offline=r.text("OPENAI_API_KEY") is None),
             initial_chat_message=r.raw("INITIAL_CHAT_MESSAGE", "You are a helpful assistant."),
             database=_database(r),
             db_pool_size=r.number("DB_POOL_SIZE", int, 4, 1, 1000),
@@ -185,6 +193,9 @@ class Settings:
             whatsapp_id_key=r.text("WHATSAPP_ID_KEY"),
             max_connections=r.optional("MAX_CONNECTIONS", int, 8, 1_000_000),
             read_timeout_seconds=r.number("READ_TIMEOUT_SECONDS", float, 15.0, 1.0, 3600.0),
+            tokenizer=_choice(r, "TOKENIZER", ("auto", "tiktoken", "server")),
+            model_max_tokens=r.optional("MODEL_MAX_TOKENS", int, 16, 100_000_000),
+            max_tokens_setting=r.optional("MAX_TOKENS", int, 1, 100_000_000),
         )
         settings.check_exposure()
         settings.check_text()
@@ -215,6 +226,18 @@ class Settings:
     @property
     def offline(self) -> bool:
         return self.openai_api_key is None
+
+    @property
+    def context_known(self) -> bool:
+        """False until serve has read an unknown model's context size from its server."""
+        return self.default_params.context_tokens > 0
+
+    def with_context(self, window: int) -> Settings:
+        """These settings with the default model's context size now known (SettingsError if MAX_TOKENS
+        does not fit it)."""
+        params = self.default_params
+        max_tokens = _max_tokens(self.max_tokens_setting, window)
+        return replace(self, default_params=replace(params, context_tokens=window, max_tokens=max_tokens))
 
     @property
     def live_chats_cap(self) -> int:
@@ -276,20 +299,17 @@ class _Reader:
         return value
 
 
-def _chat_params(r: _Reader) -> ChatParams:
+def _chat_params(r: _Reader, offline: bool) -> ChatParams:
     model = r.text("MODEL") or "gpt-4o-mini"
     window = r.optional("MODEL_MAX_TOKENS", int, 16, 100_000_000) or context_window(model)
-    if window is None:
+    if window is None and offline:
         raise SettingsError(f"MODEL_MAX_TOKENS: unset, and model {model!r} is unknown; set it")
-    max_tokens = r.number("MAX_TOKENS", int, min(1024, window // 2), 1, 100_000_000)
-    if max_tokens >= window:
-        raise SettingsError(
-            f"MAX_TOKENS={max_tokens}: must be below MODEL_MAX_TOKENS ({window}) to leave room for the prompt"
-        )
+    max_tokens = r.optional("MAX_TOKENS", int, 1, 100_000_000)
     return ChatParams(
         model=model,
-        context_tokens=window,
-        max_tokens=max_tokens,
+        # 0 until serve reads an unknown model's context size from its server (Settings.with_context).
+        context_tokens=window or 0,
+        max_tokens=_max_tokens(max_tokens, window) if window else max_tokens or 0,
         temperature=r.optional("TEMPERATURE", float, *RANGES["temperature"]),
         top_p=r.optional("TOP_P", float, *RANGES["top_p"]),
         n=r.number("N", int, 1, 1, 128),
@@ -297,6 +317,15 @@ def _chat_params(r: _Reader) -> ChatParams:
         presence_penalty=r.optional("PRESENCE_PENALTY", float, *RANGES["presence_penalty"]),
         frequency_penalty=r.optional("FREQUENCY_PENALTY", float, *RANGES["frequency_penalty"]),
     )
+
+
+def _max_tokens(given: int | None, window: int) -> int:
+    max_tokens = min(1024, window // 2) if given is None else given
+    if max_tokens >= window:
+        raise SettingsError(
+            f"MAX_TOKENS={max_tokens}: must be below MODEL_MAX_TOKENS ({window}) to leave room for the prompt"
+        )
+    return max_tokens
 
 
 def _stop(text: str | None) -> tuple[str, ...]:

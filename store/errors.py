@@ -25,6 +25,23 @@ class MessageTooLarge(InvalidArgument):
     code = "message_too_large"
 
 
+class ContextOverflow(MessageTooLarge):
+    """The LLM server refused the prompt as larger than its context.
+
+    Raised by the LLM adapter with what the server said (its count of the prompt, its context
+    size) when it said it; the service evicts more and retries once before a client sees it.
+    """
+
+    code = "context_overflow"
+
+    def __init__(
+        self, message: str, server_prompt_tokens: int | None = None, server_context_tokens: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.server_prompt_tokens = server_prompt_tokens
+        self.server_context_tokens = server_context_tokens
+
+
 class Unauthenticated(ChatServiceError):
     code = "unauthenticated"
 
@@ -51,6 +68,16 @@ class ResourceExhausted(ChatServiceError):
 
 class Unavailable(ChatServiceError):
     code = "unavailable"
+
+
+class StreamBroken(Unavailable):
+    """The LLM's answer ended without saying it was finished (cut, or empty); any part is kept."""
+
+    code = "stream_broken"
+
+    def __init__(self, message: str, empty: bool = False) -> None:
+        super().__init__(message)
+        self.empty = empty  # nothing at all arrived: what a server does with a prompt it cannot fit
 
 
 class StaleState(Unavailable):

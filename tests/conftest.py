@@ -87,6 +87,7 @@ def fake_llm(llm_server: FakeLLM) -> FakeLLM:
     """The session's fake LLM with default behaviour and an empty record."""
     llm_server.behaviour = Behaviour()
     llm_server.records.clear()
+    llm_server.calls.clear()
     return llm_server
 
 

@@ -19,6 +19,7 @@ FINISH = {
 }
 ROLE = {Role.SYSTEM: pb.ROLE_SYSTEM, Role.USER: pb.ROLE_USER, Role.ASSISTANT: pb.ROLE_ASSISTANT}
 STATE = {ChatStatus.ACTIVE: pb.CHAT_STATE_ACTIVE, ChatStatus.ENDED: pb.CHAT_STATE_ENDED}
+USAGE_SOURCE = {"server": pb.USAGE_SOURCE_SERVER, "estimate": pb.USAGE_SOURCE_ESTIMATE}
 STATUS = {
     MessageStatus.COMPLETE: pb.MESSAGE_STATUS_COMPLETE,
     MessageStatus.INTERRUPTED: pb.MESSAGE_STATUS_INTERRUPTED,
@@ -33,7 +34,11 @@ def timestamp(at: datetime) -> Timestamp:
 
 def window(info: WindowInfo) -> pb.ContextWindow:
     return pb.ContextWindow(
-        message_count=info.messages, token_count=info.tokens, context_tokens=info.context_tokens
+        message_count=info.messages,
+        token_count=info.tokens,
+        context_tokens=info.context_tokens,
+        server_prompt_tokens=info.server_prompt_tokens,
+        correction=info.correction,
     )
 
 
@@ -109,6 +114,7 @@ def finished(event: TurnFinished) -> pb.TurnFinished:
         prompt_tokens=event.prompt_tokens,
         completion_tokens=event.completion_tokens,
         total_tokens=event.prompt_tokens + event.completion_tokens,
+        source=USAGE_SOURCE[event.usage_source],
     )
     return pb.TurnFinished(
         assistant_message_id=event.assistant_message_id or 0,

@@ -31,7 +31,13 @@ def timestamp(value: datetime) -> str:
 
 
 def window(w: WindowInfo) -> dict[str, Any]:
-    return {"messages": w.messages, "tokens": w.tokens, "context_tokens": w.context_tokens}
+    return {
+        "messages": w.messages,
+        "tokens": w.tokens,
+        "context_tokens": w.context_tokens,
+        "server_prompt_tokens": w.server_prompt_tokens,
+        "correction": None if w.correction is None else round(w.correction, 4),
+    }
 
 
 def chat(record: ChatRecord, w: WindowInfo | None = None) -> dict[str, Any]:
@@ -89,6 +95,7 @@ def finished(event: TurnFinished) -> dict[str, Any]:
             "prompt_tokens": event.prompt_tokens,
             "completion_tokens": event.completion_tokens,
             "total_tokens": event.prompt_tokens + event.completion_tokens,
+            "source": event.usage_source,
         },
         "evicted": event.evicted,
         "window": window(event.window),

@@ -30,7 +30,10 @@ async def test_a_turn_streams_started_deltas_and_finished(make_server: MakeServe
     assert s.window.message_count == 2 and s.window.context_tokens == 128_000
     assert "".join(d.delta.text for d in deltas) == "Echo: one two three"
     assert f.assistant_message_id == 3 and f.finish_reason == pb.FINISH_REASON_STOP
-    assert (f.usage.prompt_tokens, f.usage.completion_tokens, f.usage.total_tokens) == (10, 4, 14)
+    # The fake server counts the prompt as OpenAI does (the window's count) and reports it.
+    assert (f.usage.prompt_tokens, f.usage.completion_tokens) == (s.window.token_count, 4)
+    assert f.usage.total_tokens == s.window.token_count + 4 and f.usage.source == pb.USAGE_SOURCE_SERVER
+    assert f.window.server_prompt_tokens == s.window.token_count and f.window.correction == 1.0
     assert f.evicted_messages == 0 and f.window.message_count == 3
     again = await turn_events(served, user, "more", s.chat_id)
     assert not again[0].started.chat_created and again[0].started.user_message_id == 4

@@ -104,11 +104,12 @@ async def test_sending_a_message_answers_with_json(
         "assistant_message_id": 3,
         "content": "Echo: Qual é a capital?",
         "finish_reason": "stop",
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        # The fake server counts the prompt as OpenAI does, and reports it.
+        "usage": {"prompt_tokens": 22, "completion_tokens": 5, "total_tokens": 27, "source": "server"},
         "evicted": 0,
         "window": answer["window"],
     }
-    assert answer["window"]["messages"] == 3
+    assert answer["window"]["messages"] == 3 and answer["window"]["server_prompt_tokens"] == 22
     r = await client.get(f"{chats(user)}/{chat['chat_id']}/messages")
     page = await r.json()
     assert [(m["message_id"], m["role"], m["content"]) for m in page["messages"]] == [
@@ -138,13 +139,25 @@ async def test_sse_streams_start_deltas_and_end_with_usage(make_client: MakeClie
         "chat_id": chat["chat_id"],
         "user_message_id": 2,
         "evicted": 0,
-        "window": {"messages": 2, "tokens": events[0][1]["window"]["tokens"], "context_tokens": 128000},
+        "window": {
+            "messages": 2,
+            "tokens": events[0][1]["window"]["tokens"],
+            "context_tokens": 128000,
+            "server_prompt_tokens": None,
+            "correction": 1.0,
+        },
     }
     assert "".join(data["text"] for name, data in events if name == "delta") == "Echo: um dois três quatro"
     end = events[-1][1]
     assert end["assistant_message_id"] == 3 and end["finish_reason"] == "stop"
-    assert end["usage"] == {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
-    assert end["window"]["messages"] == 3
+    prompt = events[0][1]["window"]["tokens"]  # the fake server counts as OpenAI does: the window's count
+    assert end["usage"] == {
+        "prompt_tokens": prompt,
+        "completion_tokens": 5,
+        "total_tokens": prompt + 5,
+        "source": "server",
+    }
+    assert end["window"]["messages"] == 3 and end["window"]["server_prompt_tokens"] == prompt
 
 
 async def test_a_client_that_goes_away_stops_the_llm_and_the_partial_is_kept(
@@ -192,7 +205,7 @@ async def test_an_llm_failure_after_the_start_is_an_error_event(
     assert r.status == 200
     events = parse_events(await r.read())
     assert events[0][0] == "start" and events[-1][0] == "error"
-    assert events[-1][1]["status"] == 503 and events[-1][1]["error"]["code"] == "unavailable"
+    assert events[-1][1]["status"] == 503 and events[-1][1]["error"]["code"] == "stream_broken"
 
 
 async def test_errors_found_before_the_answer_are_json_even_when_sse_is_asked(

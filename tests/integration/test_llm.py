@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 
 import pytest
 
 from actors.protocol import TurnPlan, WindowInfo
 from gateways.llm import Delta, Finish, LLMEvent, OpenAIChat
 from gateways.offline import OfflineResponder, offline_answer
-from store.errors import FailedPrecondition, ResourceExhausted, Unavailable
+from gateways.tokenizer import tokenizer_for
+from store.errors import ContextOverflow, FailedPrecondition, ResourceExhausted, StreamBroken, Unavailable
 from store.records import ChatParams
 from tests.conftest import free_port
-from tests.llm_server import FakeLLM, words_reply
+from tests.llm_server import Behaviour, FakeLLM, words_reply
 
 PARAMS = ChatParams(
     "gpt-4o-mini",
@@ -46,7 +48,8 @@ async def test_an_answer_streams_as_deltas_then_a_finish_with_usage(
     events = await collect(llm, plan())
     assert "".join(e.text for e in events if isinstance(e, Delta)) == "Echo: Qual é a capital do Brasil?"
     assert len([e for e in events if isinstance(e, Delta)]) > 1
-    assert events[-1] == Finish("stop", 10, 7)  # the fake server counts words
+    # The fake counts the prompt as OpenAI does (the window's own formula) and the answer in words.
+    assert events[-1] == Finish("stop", tokenizer_for("gpt-4o-mini").count_messages(list(plan().messages)), 7)
     body = fake_llm.records[-1].body
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert body["messages"] == list(plan().messages)
@@ -128,3 +131,51 @@ async def test_the_offline_responder_says_so_and_describes_the_window() -> None:
     assert text == offline_answer(plan())
     assert "offline" in text and "2 messages, 30 of 128000 tokens" in text and "capital do Brasil" in text
     assert events[-1] == Finish("stop")
+
+
+async def test_a_stream_that_ends_without_a_finish_is_broken_and_only_no_event_at_all_is_empty(
+    llm: OpenAIChat, fake_llm: FakeLLM
+) -> None:
+    fake_llm.behaviour.reply = words_reply(5)
+    fake_llm.behaviour.failures.extend(["done:2", "done:0", "empty"])
+    seen: list[str] = []
+
+    async def read() -> None:
+        async for event in llm.stream(plan()):
+            if isinstance(event, Delta):
+                seen.append(event.text)
+
+    for expected_text, empty in (("w0 w1 ", False), ("", False), ("", True)):
+        seen.clear()
+        with pytest.raises(StreamBroken) as info:
+            await read()
+        # Cut after some text, cut before any (llama-cpp-python ends a streaming answer when another
+        # request arrives, after its first chunk), or not a single event (a prompt too large for it).
+        assert ("".join(seen), info.value.empty) == (expected_text, empty)
+
+
+async def test_a_finish_without_text_is_never_an_answer(llm: OpenAIChat, fake_llm: FakeLLM) -> None:
+    fake_llm.behaviour.reply = lambda messages: ""
+    with pytest.raises(StreamBroken, match="without answering anything"):
+        await collect(llm, plan())
+    fake_llm.behaviour = Behaviour(backend="llama-server", n_ctx=40, reply=words_reply(5))
+    with pytest.raises(ContextOverflow):  # refused with its numbers
+        await collect(llm, plan("x " * 60))
+
+
+async def test_every_overflow_shape_is_a_context_overflow_with_what_the_server_said(
+    llm: OpenAIChat, fake_llm: FakeLLM
+) -> None:
+    for backend, knobs in (("openai", {}), ("vllm", {"vllm_wording": "new"}), ("llama-server", {})):
+        fake_llm.behaviour = Behaviour(backend=backend, n_ctx=30, **knobs)
+        with pytest.raises(ContextOverflow) as info:
+            await collect(llm, plan("Qual é a capital do Brasil? " * 5))
+        refused = fake_llm.records[-1]
+        assert (info.value.server_prompt_tokens, info.value.server_context_tokens) == (
+            refused.prompt_tokens,
+            30,
+        )
+    fake_llm.behaviour = Behaviour(reply=words_reply(5), failures=collections.deque(["overflow:0"]))
+    with pytest.raises(ContextOverflow) as info:  # llama-server's "Context size has been exceeded."
+        await collect(llm, plan())
+    assert info.value.server_context_tokens is None

@@ -48,7 +48,13 @@ async def test_a_turn_streams_start_deltas_and_finish(service: ChatService, user
     assert isinstance(start, TurnStarted) and start.created and start.user_message_id == 2
     assert "".join(d.text for d in deltas if isinstance(d, TurnDelta)) == "Echo: one two three"
     assert isinstance(finish, TurnFinished) and finish.assistant_message_id == 3
-    assert (finish.finish_reason, finish.prompt_tokens, finish.completion_tokens) == ("stop", 10, 4)
+    # The fake server counts prompts as OpenAI does: the window's own count, reported as usage.
+    assert (finish.finish_reason, finish.prompt_tokens, finish.completion_tokens) == (
+        "stop",
+        start.window.tokens,
+        4,
+    )
+    assert finish.usage_source == "server"
     assert finish.window.messages == 3
 
 

@@ -27,21 +27,23 @@ from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!chatservice/v1/chat_service.proto\x12\x0e\x63hatservice.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"G\n\x12SendMessageRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hat_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\"\xa2\x01\n\tTurnEvent\x12.\n\x07started\x18\x01 \x01(\x0b\x32\x1b.chatservice.v1.TurnStartedH\x00\x12*\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x19.chatservice.v1.TurnDeltaH\x00\x12\x30\n\x08\x66inished\x18\x03 \x01(\x0b\x32\x1c.chatservice.v1.TurnFinishedH\x00\x42\x07\n\x05\x65vent\"|\n\x0bTurnStarted\x12\x0f\n\x07\x63hat_id\x18\x01 \x01(\t\x12\x17\n\x0fuser_message_id\x18\x02 \x01(\x03\x12\x14\n\x0c\x63hat_created\x18\x03 \x01(\x08\x12-\n\x06window\x18\x04 \x01(\x0b\x32\x1d.chatservice.v1.ContextWindow\"\x19\n\tTurnDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"\xd5\x01\n\x0cTurnFinished\x12\x1c\n\x14\x61ssistant_message_id\x18\x01 \x01(\x03\x12\x33\n\rfinish_reason\x18\x02 \x01(\x0e\x32\x1c.chatservice.v1.FinishReason\x12)\n\x05usage\x18\x03 \x01(\x0b\x32\x1a.chatservice.v1.TokenUsage\x12\x18\n\x10\x65victed_messages\x18\x04 \x01(\x05\x12-\n\x06window\x18\x05 \x01(\x0b\x32\x1d.chatservice.v1.ContextWindow\"T\n\nTokenUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x05\"S\n\rContextWindow\x12\x15\n\rmessage_count\x18\x01 \x01(\x05\x12\x13\n\x0btoken_count\x18\x02 \x01(\x05\x12\x16\n\x0e\x63ontext_tokens\x18\x03 \x01(\x05\"\xc4\x02\n\x0e\x43hatParameters\x12\x12\n\x05model\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x1a\n\rsystem_prompt\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x0btemperature\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x05 \x01(\x05H\x04\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x1d\n\x10presence_penalty\x18\x07 \x01(\x01H\x05\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x08 \x01(\x01H\x06\x88\x01\x01\x42\x08\n\x06_modelB\x10\n\x0e_system_promptB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\r\n\x0b_max_tokensB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penalty\"\xa6\x02\n\x04\x43hat\x12\x0f\n\x07\x63hat_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.chatservice.v1.ChatState\x12\x32\n\nparameters\x18\x05 \x01(\x0b\x32\x1e.chatservice.v1.ChatParameters\x12-\n\x06window\x18\x06 \x01(\x0b\x32\x1d.chatservice.v1.ContextWindow\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"i\n\x11\x43reateChatRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hat_id\x18\x02 \x01(\t\x12\x32\n\nparameters\x18\x03 \x01(\x0b\x32\x1e.chatservice.v1.ChatParameters\"2\n\x0eGetChatRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hat_id\x18\x02 \x01(\t\"J\n\x10ListChatsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Q\n\x11ListChatsResponse\x12#\n\x05\x63hats\x18\x01 \x03(\x0b\x32\x14.chatservice.v1.Chat\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"v\n\x13ListMessagesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hat_id\x18\x02 \x01(\t\x12\x16\n\x0einclude_erased\x18\x03 \x01(\x08\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"Z\n\x14ListMessagesResponse\x12)\n\x08messages\x18\x01 \x03(\x0b\x32\x17.chatservice.v1.Message\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xff\x01\n\x07Message\x12\x0f\n\x07\x63hat_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\x03\x12\"\n\x04role\x18\x03 \x01(\x0e\x32\x14.chatservice.v1.Role\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\x12\x13\n\x0btoken_count\x18\x05 \x01(\x05\x12-\n\x06status\x18\x06 \x01(\x0e\x32\x1d.chatservice.v1.MessageStatus\x12\x15\n\rfinish_reason\x18\x07 \x01(\t\x12\x0e\n\x06\x65rased\x18\x08 \x01(\x08\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"2\n\x0e\x45ndChatRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hat_id\x18\x02 \x01(\t\"5\n\x11\x44\x65leteChatRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hat_id\x18\x02 \x01(\t*\x9a\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12 \n\x1c\x46INISH_REASON_CONTENT_FILTER\x10\x03\x12\x17\n\x13\x46INISH_REASON_OTHER\x10\x04*T\n\tChatState\x12\x1a\n\x16\x43HAT_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43HAT_STATE_ACTIVE\x10\x01\x12\x14\n\x10\x43HAT_STATE_ENDED\x10\x02*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03*l\n\rMessageStatus\x12\x1e\n\x1aMESSAGE_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17MESSAGE_STATUS_COMPLETE\x10\x01\x12\x1e\n\x1aMESSAGE_STATUS_INTERRUPTED\x10\x02\x32\x9c\x04\n\x0b\x43hatService\x12N\n\x0bSendMessage\x12\".chatservice.v1.SendMessageRequest\x1a\x19.chatservice.v1.TurnEvent0\x01\x12\x45\n\nCreateChat\x12!.chatservice.v1.CreateChatRequest\x1a\x14.chatservice.v1.Chat\x12?\n\x07GetChat\x12\x1e.chatservice.v1.GetChatRequest\x1a\x14.chatservice.v1.Chat\x12P\n\tListChats\x12 .chatservice.v1.ListChatsRequest\x1a!.chatservice.v1.ListChatsResponse\x12Y\n\x0cListMessages\x12#.chatservice.v1.ListMessagesRequest\x1a$.chatservice.v1.ListMessagesResponse\x12?\n\x07\x45ndChat\x12\x1e.chatservice.v1.EndChatRequest\x1a\x14.chatservice.v1.Chat\x12G\n\nDeleteChat\x12!.chatservice.v1.DeleteChatRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!chatservice/v1/chat_service.proto\x12\x0e\x63hatservice.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"G\n\x12SendMessageRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hat_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\"\xa2\x01\n\tTurnEvent\x12.\n\x07started\x18\x01 \x01(\x0b\x32\x1b.chatservice.v1.TurnStartedH\x00\x12*\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x19.chatservice.v1.TurnDeltaH\x00\x12\x30\n\x08\x66inished\x18\x03 \x01(\x0b\x32\x1c.chatservice.v1.TurnFinishedH\x00\x42\x07\n\x05\x65vent\"|\n\x0bTurnStarted\x12\x0f\n\x07\x63hat_id\x18\x01 \x01(\t\x12\x17\n\x0fuser_message_id\x18\x02 \x01(\x03\x12\x14\n\x0c\x63hat_created\x18\x03 \x01(\x08\x12-\n\x06window\x18\x04 \x01(\x0b\x32\x1d.chatservice.v1.ContextWindow\"\x19\n\tTurnDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"\xd5\x01\n\x0cTurnFinished\x12\x1c\n\x14\x61ssistant_message_id\x18\x01 \x01(\x03\x12\x33\n\rfinish_reason\x18\x02 \x01(\x0e\x32\x1c.chatservice.v1.FinishReason\x12)\n\x05usage\x18\x03 \x01(\x0b\x32\x1a.chatservice.v1.TokenUsage\x12\x18\n\x10\x65victed_messages\x18\x04 \x01(\x05\x12-\n\x06window\x18\x05 \x01(\x0b\x32\x1d.chatservice.v1.ContextWindow\"\x81\x01\n\nTokenUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x05\x12+\n\x06source\x18\x04 \x01(\x0e\x32\x1b.chatservice.v1.UsageSource\"\xb7\x01\n\rContextWindow\x12\x15\n\rmessage_count\x18\x01 \x01(\x05\x12\x13\n\x0btoken_count\x18\x02 \x01(\x05\x12\x16\n\x0e\x63ontext_tokens\x18\x03 \x01(\x05\x12!\n\x14server_prompt_tokens\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x17\n\ncorrection\x18\x05 \x01(\x01H\x01\x88\x01\x01\x42\x17\n\x15_server_prompt_tokensB\r\n\x0b_correction\"\xc4\x02\n\x0e\x43hatParameters\x12\x12\n\x05model\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x1a\n\rsystem_prompt\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x0btemperature\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x05 \x01(\x05H\x04\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x1d\n\x10presence_penalty\x18\x07 \x01(\x01H\x05\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x08 \x01(\x01H\x06\x88\x01\x01\x42\x08\n\x06_modelB\x10\n\x0e_system_promptB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\r\n\x0b_max_tokensB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penalty\"\xa6\x02\n\x04\x43hat\x12\x0f\n\x07\x63hat_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.chatservice.v1.ChatState\x12\x32\n\nparameters\x18\x05 \x01(\x0b\x32\x1e.chatservice.v1.ChatParameters\x12-\n\x06window\x18\x06 \x01(\x0b\x32\x1d.chatservice.v1.ContextWindow\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"i\n\x11\x43reateChatRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hat_id\x18\x02 \x01(\t\x12\x32\n\nparameters\x18\x03 \x01(\x0b\x32\x1e.chatservice.v1.ChatParameters\"2\n\x0eGetChatRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hat_id\x18\x02 \x01(\t\"J\n\x10ListChatsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Q\n\x11ListChatsResponse\x12#\n\x05\x63hats\x18\x01 \x03(\x0b\x32\x14.chatservice.v1.Chat\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"v\n\x13ListMessagesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hat_id\x18\x02 \x01(\t\x12\x16\n\x0einclude_erased\x18\x03 \x01(\x08\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"Z\n\x14ListMessagesResponse\x12)\n\x08messages\x18\x01 \x03(\x0b\x32\x17.chatservice.v1.Message\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xff\x01\n\x07Message\x12\x0f\n\x07\x63hat_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\x03\x12\"\n\x04role\x18\x03 \x01(\x0e\x32\x14.chatservice.v1.Role\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\x12\x13\n\x0btoken_count\x18\x05 \x01(\x05\x12-\n\x06status\x18\x06 \x01(\x0e\x32\x1d.chatservice.v1.MessageStatus\x12\x15\n\rfinish_reason\x18\x07 \x01(\t\x12\x0e\n\x06\x65rased\x18\x08 \x01(\x08\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"2\n\x0e\x45ndChatRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hat_id\x18\x02 \x01(\t\"5\n\x11\x44\x65leteChatRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hat_id\x18\x02 \x01(\t*\x9a\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12 \n\x1c\x46INISH_REASON_CONTENT_FILTER\x10\x03\x12\x17\n\x13\x46INISH_REASON_OTHER\x10\x04*_\n\x0bUsageSource\x12\x1c\n\x18USAGE_SOURCE_UNSPECIFIED\x10\x00\x12\x17\n\x13USAGE_SOURCE_SERVER\x10\x01\x12\x19\n\x15USAGE_SOURCE_ESTIMATE\x10\x02*T\n\tChatState\x12\x1a\n\x16\x43HAT_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43HAT_STATE_ACTIVE\x10\x01\x12\x14\n\x10\x43HAT_STATE_ENDED\x10\x02*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03*l\n\rMessageStatus\x12\x1e\n\x1aMESSAGE_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17MESSAGE_STATUS_COMPLETE\x10\x01\x12\x1e\n\x1aMESSAGE_STATUS_INTERRUPTED\x10\x02\x32\x9c\x04\n\x0b\x43hatService\x12N\n\x0bSendMessage\x12\".chatservice.v1.SendMessageRequest\x1a\x19.chatservice.v1.TurnEvent0\x01\x12\x45\n\nCreateChat\x12!.chatservice.v1.CreateChatRequest\x1a\x14.chatservice.v1.Chat\x12?\n\x07GetChat\x12\x1e.chatservice.v1.GetChatRequest\x1a\x14.chatservice.v1.Chat\x12P\n\tListChats\x12 .chatservice.v1.ListChatsRequest\x1a!.chatservice.v1.ListChatsResponse\x12Y\n\x0cListMessages\x12#.chatservice.v1.ListMessagesRequest\x1a$.chatservice.v1.ListMessagesResponse\x12?\n\x07\x45ndChat\x12\x1e.chatservice.v1.EndChatRequest\x1a\x14.chatservice.v1.Chat\x12G\n\nDeleteChat\x12!.chatservice.v1.DeleteChatRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chatservice.v1.chat_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FINISHREASON']._serialized_start=2413
-  _globals['_FINISHREASON']._serialized_end=2567
-  _globals['_CHATSTATE']._serialized_start=2569
-  _globals['_CHATSTATE']._serialized_end=2653
-  _globals['_ROLE']._serialized_start=2655
-  _globals['_ROLE']._serialized_end=2735
-  _globals['_MESSAGESTATUS']._serialized_start=2737
-  _globals['_MESSAGESTATUS']._serialized_end=2845
+  _globals['_FINISHREASON']._serialized_start=2560
+  _globals['_FINISHREASON']._serialized_end=2714
+  _globals['_USAGESOURCE']._serialized_start=2716
+  _globals['_USAGESOURCE']._serialized_end=2811
+  _globals['_CHATSTATE']._serialized_start=2813
+  _globals['_CHATSTATE']._serialized_end=2897
+  _globals['_ROLE']._serialized_start=2899
+  _globals['_ROLE']._serialized_end=2979
+  _globals['_MESSAGESTATUS']._serialized_start=2981
+  _globals['_MESSAGESTATUS']._serialized_end=3089
   _globals['_SENDMESSAGEREQUEST']._serialized_start=115
   _globals['_SENDMESSAGEREQUEST']._serialized_end=186
   _globals['_TURNEVENT']._serialized_start=189
@@ -52,32 +54,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TURNDELTA']._serialized_end=504
   _globals['_TURNFINISHED']._serialized_start=507
   _globals['_TURNFINISHED']._serialized_end=720
-  _globals['_TOKENUSAGE']._serialized_start=722
-  _globals['_TOKENUSAGE']._serialized_end=806
-  _globals['_CONTEXTWINDOW']._serialized_start=808
-  _globals['_CONTEXTWINDOW']._serialized_end=891
-  _globals['_CHATPARAMETERS']._serialized_start=894
-  _globals['_CHATPARAMETERS']._serialized_end=1218
-  _globals['_CHAT']._serialized_start=1221
-  _globals['_CHAT']._serialized_end=1515
-  _globals['_CREATECHATREQUEST']._serialized_start=1517
-  _globals['_CREATECHATREQUEST']._serialized_end=1622
-  _globals['_GETCHATREQUEST']._serialized_start=1624
-  _globals['_GETCHATREQUEST']._serialized_end=1674
-  _globals['_LISTCHATSREQUEST']._serialized_start=1676
-  _globals['_LISTCHATSREQUEST']._serialized_end=1750
-  _globals['_LISTCHATSRESPONSE']._serialized_start=1752
-  _globals['_LISTCHATSRESPONSE']._serialized_end=1833
-  _globals['_LISTMESSAGESREQUEST']._serialized_start=1835
-  _globals['_LISTMESSAGESREQUEST']._serialized_end=1953
-  _globals['_LISTMESSAGESRESPONSE']._serialized_start=1955
-  _globals['_LISTMESSAGESRESPONSE']._serialized_end=2045
-  _globals['_MESSAGE']._serialized_start=2048
-  _globals['_MESSAGE']._serialized_end=2303
-  _globals['_ENDCHATREQUEST']._serialized_start=2305
-  _globals['_ENDCHATREQUEST']._serialized_end=2355
-  _globals['_DELETECHATREQUEST']._serialized_start=2357
-  _globals['_DELETECHATREQUEST']._serialized_end=2410
-  _globals['_CHATSERVICE']._serialized_start=2848
-  _globals['_CHATSERVICE']._serialized_end=3388
+  _globals['_TOKENUSAGE']._serialized_start=723
+  _globals['_TOKENUSAGE']._serialized_end=852
+  _globals['_CONTEXTWINDOW']._serialized_start=855
+  _globals['_CONTEXTWINDOW']._serialized_end=1038
+  _globals['_CHATPARAMETERS']._serialized_start=1041
+  _globals['_CHATPARAMETERS']._serialized_end=1365
+  _globals['_CHAT']._serialized_start=1368
+  _globals['_CHAT']._serialized_end=1662
+  _globals['_CREATECHATREQUEST']._serialized_start=1664
+  _globals['_CREATECHATREQUEST']._serialized_end=1769
+  _globals['_GETCHATREQUEST']._serialized_start=1771
+  _globals['_GETCHATREQUEST']._serialized_end=1821
+  _globals['_LISTCHATSREQUEST']._serialized_start=1823
+  _globals['_LISTCHATSREQUEST']._serialized_end=1897
+  _globals['_LISTCHATSRESPONSE']._serialized_start=1899
+  _globals['_LISTCHATSRESPONSE']._serialized_end=1980
+  _globals['_LISTMESSAGESREQUEST']._serialized_start=1982
+  _globals['_LISTMESSAGESREQUEST']._serialized_end=2100
+  _globals['_LISTMESSAGESRESPONSE']._serialized_start=2102
+  _globals['_LISTMESSAGESRESPONSE']._serialized_end=2192
+  _globals['_MESSAGE']._serialized_start=2195
+  _globals['_MESSAGE']._serialized_end=2450
+  _globals['_ENDCHATREQUEST']._serialized_start=2452
+  _globals['_ENDCHATREQUEST']._serialized_end=2502
+  _globals['_DELETECHATREQUEST']._serialized_start=2504
+  _globals['_DELETECHATREQUEST']._serialized_end=2557
+  _globals['_CHATSERVICE']._serialized_start=3092
+  _globals['_CHATSERVICE']._serialized_end=3632
 # @@protoc_insertion_point(module_scope)

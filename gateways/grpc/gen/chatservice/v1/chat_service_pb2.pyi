@@ -20,6 +20,12 @@ class FinishReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FINISH_REASON_CONTENT_FILTER: _ClassVar[FinishReason]
     FINISH_REASON_OTHER: _ClassVar[FinishReason]
 
+class UsageSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    USAGE_SOURCE_UNSPECIFIED: _ClassVar[UsageSource]
+    USAGE_SOURCE_SERVER: _ClassVar[UsageSource]
+    USAGE_SOURCE_ESTIMATE: _ClassVar[UsageSource]
+
 class ChatState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CHAT_STATE_UNSPECIFIED: _ClassVar[ChatState]
@@ -43,6 +49,9 @@ FINISH_REASON_STOP: FinishReason
 FINISH_REASON_LENGTH: FinishReason
 FINISH_REASON_CONTENT_FILTER: FinishReason
 FINISH_REASON_OTHER: FinishReason
+USAGE_SOURCE_UNSPECIFIED: UsageSource
+USAGE_SOURCE_SERVER: UsageSource
+USAGE_SOURCE_ESTIMATE: UsageSource
 CHAT_STATE_UNSPECIFIED: ChatState
 CHAT_STATE_ACTIVE: ChatState
 CHAT_STATE_ENDED: ChatState
@@ -107,24 +116,30 @@ class TurnFinished(_message.Message):
     def __init__(self, assistant_message_id: _Optional[int] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., evicted_messages: _Optional[int] = ..., window: _Optional[_Union[ContextWindow, _Mapping]] = ...) -> None: ...
 
 class TokenUsage(_message.Message):
-    __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens")
+    __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens", "source")
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
-    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ...) -> None: ...
+    source: UsageSource
+    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., source: _Optional[_Union[UsageSource, str]] = ...) -> None: ...
 
 class ContextWindow(_message.Message):
-    __slots__ = ("message_count", "token_count", "context_tokens")
+    __slots__ = ("message_count", "token_count", "context_tokens", "server_prompt_tokens", "correction")
     MESSAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    SERVER_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CORRECTION_FIELD_NUMBER: _ClassVar[int]
     message_count: int
     token_count: int
     context_tokens: int
-    def __init__(self, message_count: _Optional[int] = ..., token_count: _Optional[int] = ..., context_tokens: _Optional[int] = ...) -> None: ...
+    server_prompt_tokens: int
+    correction: float
+    def __init__(self, message_count: _Optional[int] = ..., token_count: _Optional[int] = ..., context_tokens: _Optional[int] = ..., server_prompt_tokens: _Optional[int] = ..., correction: _Optional[float] = ...) -> None: ...
 
 class ChatParameters(_message.Message):
     __slots__ = ("model", "system_prompt", "temperature", "top_p", "max_tokens", "stop", "presence_penalty", "frequency_penalty")
