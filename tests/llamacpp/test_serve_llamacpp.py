@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from actors.window import REPLY_PRIMING_TOKENS
-from gateways.settings import ENV_VARS
 from gateways.tokenizer import Tokenizer
 from tests.conftest import repo_root
 from tests.http_support import parse_events
@@ -214,11 +213,6 @@ def serve_env(recorder: Recorder, llama: LlamaServer, ray: str, db: Path, tokeni
     }
 
 
-@pytest.mark.xfail(
-    not any(v.key == "TOKENIZER" for v in ENV_VARS),
-    reason="issue 12: without TOKENIZER the service counts with o200k and stores empty answers",
-    strict=True,
-)
 @pytest.mark.parametrize("tokenizer", ["server", "tiktoken"])
 def test_thirty_turns_against_a_real_llama_cpp_server(
     tokenizer: str, llama_server: LlamaServer, ray_session: str, tmp_path: Path
