@@ -1,0 +1,147 @@
+"""The message tree in SQL: its rules on writes, a path, siblings, and the leaf under a message.
+
+Every message but a chat's first has a parent with a smaller seq, so walking up from any message
+ends at a root and a path read in seq order runs from the root down. Walks are recursive CTEs;
+MariaDB stops a recursion after `max_recursive_iterations` (1000 by default) and returns what it
+has without an error, and MySQL 8 fails after `cte_max_recursion_depth` (1000), so each walk lifts
+the limit for its own statement: `SET STATEMENT ... FOR` on MariaDB, the SET_VAR hint on MySQL
+(each is a comment to the other engines and to SQLite, which has no such limit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from store.errors import InvalidArgument, NotFound
+from store.records import MessageRecord
+from store.rows import MESSAGE_COLUMNS, columns, message_from, placeholders
+
+if TYPE_CHECKING:
+    from store.sql import Transaction
+
+_MARIADB_UNLIMITED = "/*M! SET STATEMENT max_recursive_iterations = 4294967295 FOR */ "
+_MYSQL_UNLIMITED = "/*+ SET_VAR(cte_max_recursion_depth = 4294967295) */"
+
+
+def chained(chat_id: str, messages: Sequence[MessageRecord]) -> list[MessageRecord]:
+    """A new chat's first messages as a chain: each one's parent is the message before it."""
+    out: list[MessageRecord] = []
+    for m in messages:
+        parent = out[-1].seq if out else None
+        if m.parent_seq not in (None, parent) or (parent is not None and m.seq <= parent):
+            raise InvalidArgument(f"chat {chat_id!r}: a new chat's messages follow one another in seq order")
+        out.append(replace(m, parent_seq=parent))
+    return out
+
+
+def outside_parents(chat_id: str, append: Sequence[MessageRecord]) -> set[int]:
+    """The parents the appended messages need the chat to hold already; InvalidArgument if one is unfit."""
+    for m in append:
+        if m.parent_seq is not None and not 0 < m.parent_seq < m.seq:
+            raise InvalidArgument(
+                f"chat {chat_id!r}: message {m.seq} cannot follow message {m.parent_seq}"
+                " (a parent has a smaller seq)"
+            )
+    batch = {m.seq for m in append}
+    return {m.parent_seq for m in append if m.parent_seq is not None and m.parent_seq not in batch}
+
+
+async def check_links(
+    tx: Transaction, chat_id: str, append: Sequence[MessageRecord], leaf: int | None
+) -> None:
+    """InvalidArgument unless every parent and the new active leaf are messages of the chat."""
+    wanted = outside_parents(chat_id, append)
+    if leaf is not None and leaf not in {m.seq for m in append}:
+        wanted.add(leaf)
+    if not wanted:
+        return
+    rows = await tx.fetchall(
+        f"SELECT seq FROM messages WHERE chat_id = %s AND seq IN ({placeholders(len(wanted))})",
+        [chat_id, *sorted(wanted)],
+    )
+    missing = wanted - {int(r[0]) for r in rows}
+    if missing:
+        raise InvalidArgument(f"chat {chat_id!r} has no message {min(missing)}")
+
+
+async def path(
+    tx: Transaction,
+    chat_id: str,
+    leaf: int | None,
+    *,
+    include_erased: bool,
+    after_seq: int,
+    limit: int | None,
+) -> list[MessageRecord]:
+    """The messages from the root to `leaf` (None: the chat's active leaf), in order, seq > after_seq."""
+    anchor = "%s" if leaf is not None else "(SELECT active_leaf FROM chats WHERE id = %s)"
+    sql = (
+        f"{_MARIADB_UNLIMITED}WITH RECURSIVE path (seq, parent_seq) AS ("
+        f" SELECT seq, parent_seq FROM messages WHERE chat_id = %s AND seq = {anchor}"
+        " UNION ALL SELECT m.seq, m.parent_seq FROM path p"
+        " JOIN messages m ON m.chat_id = %s AND m.seq = p.parent_seq AND m.seq < p.seq"
+        " WHERE m.seq > %s)"  # nothing above the page is needed: stop there
+        f" SELECT {_MYSQL_UNLIMITED} {columns(MESSAGE_COLUMNS, 'm')} FROM path p"
+        " JOIN messages m ON m.chat_id = %s AND m.seq = p.seq WHERE m.seq > %s"
+    )
+    args: list[object] = [
+        chat_id,
+        leaf if leaf is not None else chat_id,
+        chat_id,
+        after_seq,
+        chat_id,
+        after_seq,
+    ]
+    if not include_erased:
+        sql += " AND m.erased = 0"
+    sql += " ORDER BY m.seq"
+    if limit is not None:
+        sql += " LIMIT %s"
+        args.append(limit)
+    records = [message_from(r) for r in await tx.fetchall(sql, args)]
+    if not records and leaf is not None:
+        await _must_hold(tx, chat_id, leaf)
+    return records
+
+
+async def siblings(tx: Transaction, chat_id: str, seqs: Sequence[int]) -> dict[int, tuple[int, ...]]:
+    """For each message, the seqs of the messages sharing its parent (itself included), in order."""
+    if not seqs:
+        return {}
+    rows = await tx.fetchall(
+        "SELECT m.seq, s.seq FROM messages m JOIN messages s ON s.chat_id = m.chat_id"
+        " AND (s.parent_seq = m.parent_seq OR (s.parent_seq IS NULL AND m.parent_seq IS NULL))"
+        f" WHERE m.chat_id = %s AND m.seq IN ({placeholders(len(set(seqs)))}) ORDER BY m.seq, s.seq",
+        [chat_id, *sorted(set(seqs))],
+    )
+    found: dict[int, list[int]] = {}
+    for seq, sibling in rows:
+        found.setdefault(int(seq), []).append(int(sibling))
+    return {seq: tuple(group) for seq, group in found.items()}
+
+
+async def leaf_under(tx: Transaction, chat_id: str, seq: int) -> int:
+    """The leaf reached from `seq` by following the newest child down; NotFound if there is no `seq`."""
+    rows = await tx.fetchall(
+        f"{_MARIADB_UNLIMITED}WITH RECURSIVE down (seq) AS ("
+        " SELECT seq FROM messages WHERE chat_id = %s AND seq = %s"
+        " UNION ALL SELECT c.seq FROM down d"
+        " JOIN messages c ON c.chat_id = %s AND c.parent_seq = d.seq AND c.seq > d.seq"
+        # the newest child: no sibling of it has a larger seq (an anti-join; MySQL allows no
+        # aggregate in a recursive step)
+        " LEFT JOIN messages n ON n.chat_id = %s AND n.parent_seq = d.seq AND n.seq > c.seq"
+        " WHERE n.seq IS NULL)"
+        f" SELECT {_MYSQL_UNLIMITED} MAX(seq) FROM down",
+        [chat_id, seq, chat_id, chat_id],
+    )
+    if rows[0][0] is None:
+        raise NotFound(f"chat {chat_id!r} has no message {seq}")
+    return int(rows[0][0])
+
+
+async def _must_hold(tx: Transaction, chat_id: str, seq: int) -> None:
+    rows = await tx.fetchall("SELECT 1 FROM messages WHERE chat_id = %s AND seq = %s", [chat_id, seq])
+    if not rows:
+        raise NotFound(f"chat {chat_id!r} has no message {seq}")
