@@ -20,6 +20,7 @@ from store.errors import InvalidArgument
 MAX_QUERY_CHARS = 256
 MIN_WORD_CHARS = 3  # InnoDB's default innodb_ft_min_token_size: shorter words are not indexed
 MAX_WORD_CHARS = 84  # InnoDB's default innodb_ft_max_token_size: longer words are not indexed
+MAX_PHRASE_CHARS = 129  # InnoDB refuses a phrase of more than 128 words (bigrams, here)
 SNIPPET_CHARS = 160
 _SNIPPET_LEAD = 40  # characters of context kept before the match
 
@@ -73,7 +74,10 @@ def terms(query: str) -> list[Term]:
         at = 0
         for run in _CJK_RUN.finditer(word):
             _add_word(found, word[at : run.start()])
-            found[Term(run.group(), cjk=True)] = None
+            # A longer run is searched as overlapping pieces, each a phrase InnoDB accepts.
+            text = run.group()
+            for start in range(0, max(len(text) - 1, 1), MAX_PHRASE_CHARS - 1):
+                found[Term(text[start : start + MAX_PHRASE_CHARS], cjk=True)] = None
             at = run.end()
         _add_word(found, word[at:])
     if not found:

@@ -15,7 +15,9 @@ from store.records import ChatParams, MessageRecord, Role
 from tests.integration.test_store_contract import chat, msg
 
 
-def child(chat_id: str, seq: int, parent: int | None, role: Role = Role.USER, content: str = "") -> MessageRecord:
+def child(
+    chat_id: str, seq: int, parent: int | None, role: Role = Role.USER, content: str = ""
+) -> MessageRecord:
     return msg(chat_id, seq, role, content or f"m{seq}", parent_seq=parent)
 
 
@@ -51,7 +53,9 @@ async def test_a_new_chats_first_messages_are_a_chain_ending_at_the_active_leaf(
 
 async def test_a_new_chat_that_is_not_a_chain_is_refused_whole(store: ChatStore, chat_id: str) -> None:
     with pytest.raises(InvalidArgument):
-        await store.create_chat(chat(chat_id), [msg(chat_id, 1), child(chat_id, 2, None), child(chat_id, 3, 1)])
+        await store.create_chat(
+            chat(chat_id), [msg(chat_id, 1), child(chat_id, 2, None), child(chat_id, 3, 1)]
+        )
     with pytest.raises(InvalidArgument):
         await store.create_chat(chat(chat_id), [msg(chat_id, 2), msg(chat_id, 1)])
     with pytest.raises(InvalidArgument):
@@ -94,7 +98,13 @@ async def test_erased_messages_stay_on_their_path(store: ChatStore, chat_id: str
     # The walk goes through erased messages: they are left out of the window, not of the tree.
     assert seqs(await store.list_path(chat_id, leaf=6)) == [1, 5, 6]
     everything = await store.list_path(chat_id, leaf=6, include_erased=True)
-    assert [(m.seq, m.erased) for m in everything] == [(1, False), (2, True), (3, True), (5, False), (6, False)]
+    assert [(m.seq, m.erased) for m in everything] == [
+        (1, False),
+        (2, True),
+        (3, True),
+        (5, False),
+        (6, False),
+    ]
     assert seqs(await store.list_path(chat_id)) == [1, 4, 7]
 
 
@@ -143,7 +153,9 @@ async def test_the_largest_seq_counts_every_branch(store: ChatStore, chat_id: st
 
 async def test_a_write_with_a_bad_parent_or_leaf_writes_nothing(store: ChatStore, chat_id: str) -> None:
     await branchy(store, chat_id)
-    await store.create_chat(chat(chat_id + "-other"), [msg(chat_id + "-other", 1), msg(chat_id + "-other", 8)])
+    await store.create_chat(
+        chat(chat_id + "-other"), [msg(chat_id + "-other", 1), msg(chat_id + "-other", 8)]
+    )
     bad_writes = [
         {"append": [child(chat_id, 50, 42)]},  # no such parent
         {"append": [child(chat_id, 8, 8)]},  # its own parent
@@ -160,7 +172,9 @@ async def test_a_write_with_a_bad_parent_or_leaf_writes_nothing(store: ChatStore
             await store.write(chat_id, 4, erase=[2], **kwargs)  # type: ignore[arg-type]
     stored = await store.get_chat(chat_id)
     assert stored is not None and (stored.version, stored.active_leaf) == (4, 7)
-    assert [(m.seq, m.erased) for m in await store.list_messages(chat_id)] == [(s, False) for s in range(1, 8)]
+    assert [(m.seq, m.erased) for m in await store.list_messages(chat_id)] == [
+        (s, False) for s in range(1, 8)
+    ]
     with pytest.raises(StaleState):  # a stale version is told first, as before
         await store.write(chat_id, 3, append=[child(chat_id, 50, 42)])
 
