@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from store.records import ChatParams, ChatRecord, ChatStatus, MessageRecord, MessageStatus, Role
-from store.search import grams
+from store.search import keys
 
 if TYPE_CHECKING:
     from store.sql import Row, Transaction
@@ -32,7 +32,7 @@ def _dt(value: datetime | str) -> datetime:
 
 
 def chat_row(chat: ChatRecord) -> tuple[Any, ...]:
-    """CHAT_COLUMNS' values, then the title's search grams."""
+    """CHAT_COLUMNS' values, then the title's search keys."""
     p = chat.params
     return (
         chat.id,
@@ -52,7 +52,7 @@ def chat_row(chat: ChatRecord) -> tuple[Any, ...]:
         chat.created_at,
         chat.updated_at,
         chat.active_leaf,
-        grams(chat.title),
+        keys(chat.title, chat.user_id),
     )
 
 
@@ -81,8 +81,8 @@ def chat_from(row: Row) -> ChatRecord:
     )
 
 
-def message_row(m: MessageRecord) -> tuple[Any, ...]:
-    """MESSAGE_COLUMNS' values, then the content's search grams."""
+def message_row(m: MessageRecord, owner: str) -> tuple[Any, ...]:
+    """MESSAGE_COLUMNS' values, then the content's search keys (`owner`: the chat's user)."""
     return (
         m.chat_id,
         m.seq,
@@ -95,7 +95,7 @@ def message_row(m: MessageRecord) -> tuple[Any, ...]:
         int(m.erased),
         m.created_at,
         m.parent_seq,
-        grams(m.content),
+        keys(m.content, owner),
     )
 
 
@@ -121,13 +121,13 @@ def placeholders(count: int) -> str:
 
 async def insert_chat(tx: Transaction, chat: ChatRecord) -> None:
     await tx.execute(
-        f"INSERT INTO chats ({CHAT_COLUMNS}, title_grams) VALUES ({placeholders(18)})", chat_row(chat)
+        f"INSERT INTO chats ({CHAT_COLUMNS}, title_keys) VALUES ({placeholders(18)})", chat_row(chat)
     )
 
 
-async def insert_messages(tx: Transaction, messages: Sequence[MessageRecord]) -> None:
+async def insert_messages(tx: Transaction, messages: Sequence[MessageRecord], owner: str) -> None:
     if messages:
         await tx.executemany(
-            f"INSERT INTO messages ({MESSAGE_COLUMNS}, content_grams) VALUES ({placeholders(12)})",
-            [message_row(m) for m in messages],
+            f"INSERT INTO messages ({MESSAGE_COLUMNS}, content_keys) VALUES ({placeholders(12)})",
+            [message_row(m, owner) for m in messages],
         )

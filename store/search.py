@@ -1,16 +1,19 @@
-"""Search text rules, pure: query words, Chinese/Japanese bigrams, MATCH expressions, snippets.
+"""Search text rules, pure: query words, the index's keys, MATCH expressions, snippets.
 
-Both databases index the same two columns per document (a chat's title, a message's content):
-the text itself, which their word tokenizers fold for case and accents, and its `grams`, which
-spell every run of Chinese/Japanese characters as overlapping bigrams padded to three characters
-("中文_"), because neither tokenizer segments scripts written without spaces and InnoDB indexes no
-token under three characters. A query is cut here into the same units, so that both engines
-answer alike: a word matches the words it begins (at least 3 characters, not an InnoDB stopword);
-a run of CJK characters matches where those characters occur in that order.
+Both databases index two columns per document (a chat's title, a message's content): the text
+itself, which their word tokenizers fold for case and accents, and its keys: the owner's token,
+then every run of Chinese/Japanese characters spelled as overlapping bigrams padded to three
+characters ("中文_"), because neither tokenizer segments scripts written without spaces and InnoDB
+indexes no token under three characters. Every query requires the owner's token, so the engine
+narrows to one user's documents inside the index (InnoDB would otherwise fetch every user's
+matching rows before the owner is compared). A query is cut here into the same units, so that both
+engines answer alike: a word matches the words it begins (at least 3 characters, not an InnoDB
+stopword); a run of CJK characters matches where those characters occur in that order.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -51,8 +54,19 @@ class Term:
         return [self.text[i : i + 2] + "_" for i in range(len(self.text) - 1)]
 
 
+def owner_key(user_id: str) -> str:
+    """The owner's token in the index: a word of 17 characters no other user's documents hold."""
+    return "o" + hashlib.sha256(user_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def keys(text: str, user_id: str) -> str:
+    """What the keys column of a document by `user_id` holds: the owner's token, then the bigrams."""
+    found = grams(text)
+    return owner_key(user_id) + ("\n" + found if found else "")
+
+
 def grams(text: str) -> str | None:
-    """The bigrams of every CJK run in `text`, for the grams column (None when it has no CJK)."""
+    """The bigrams of every CJK run in `text` (None when it has no CJK)."""
     runs = _CJK_RUN.findall(unicodedata.normalize("NFKC", text))
     if not runs:
         return None
@@ -93,14 +107,16 @@ def _add_word(found: dict[Term, None], word: str) -> None:
         found[Term(word[:MAX_WORD_CHARS], cjk=False)] = None
 
 
-def boolean_query(found: list[Term]) -> str:
-    """The terms as MySQL/MariaDB BOOLEAN MODE syntax: every term required."""
-    return " ".join(f'+"{" ".join(t.bigrams)}"' if _phrase(t) else f"+{t.text}*" for t in found)
+def boolean_query(found: list[Term], user_id: str) -> str:
+    """The terms as MySQL/MariaDB BOOLEAN MODE syntax: the owner's token and every term required."""
+    parts = (f'+"{" ".join(t.bigrams)}"' if _phrase(t) else f"+{t.text}*" for t in found)
+    return " ".join([f"+{owner_key(user_id)}", *parts])
 
 
-def fts5_query(found: list[Term]) -> str:
-    """The terms as an SQLite FTS5 MATCH expression: every term required, each a quoted string."""
-    return " AND ".join(_quoted(" ".join(t.bigrams)) if _phrase(t) else _quoted(t.text) + "*" for t in found)
+def fts5_query(found: list[Term], user_id: str) -> str:
+    """The terms as an SQLite FTS5 MATCH expression: the owner's token and every term, each quoted."""
+    parts = (_quoted(" ".join(t.bigrams)) if _phrase(t) else _quoted(t.text) + "*" for t in found)
+    return " AND ".join([_quoted(owner_key(user_id)), *parts])
 
 
 def _phrase(term: Term) -> bool:

@@ -20,7 +20,7 @@ from store.rows import (
     message_from,
     placeholders,
 )
-from store.search import grams
+from store.search import keys
 
 Row = tuple[Any, ...]
 
@@ -71,7 +71,7 @@ class SqlChatStore:
         try:
             async with self._db.transaction() as tx:
                 await insert_chat(tx, replace(chat, active_leaf=leaf))
-                await insert_messages(tx, chain)
+                await insert_messages(tx, chain, chat.user_id)
         except AlreadyExists:
             raise AlreadyExists(f"chat {chat.id!r} already exists") from None
 
@@ -153,17 +153,24 @@ class SqlChatStore:
         rename: str | None = None,
     ) -> int:
         leaf = active_leaf if active_leaf is not None else (append[-1].seq if append else None)
-        tree.outside_parents(chat_id, append)  # InvalidArgument before anything is sent
-        sets, args = _chat_changes(title, rename, status, leaf)
+        wanted = tree.needed(chat_id, append, leaf)  # InvalidArgument before anything is sent
+        _check_titles(title, rename)
+        keyed = bool(append) or title is not None or rename is not None  # keys hold the owner's token
         async with self._db.transaction() as tx:
+            # Read before the UPDATE: its version check tells whether anything changed since.
+            owner, missing = (
+                await tree.owner_and_missing(tx, chat_id, wanted) if keyed or wanted else ("", set())
+            )
+            sets, args = _chat_changes(title, rename, status, leaf, owner or "")
             changed = await tx.execute(
                 f"UPDATE chats SET {', '.join(sets)} WHERE id = %s AND version = %s",
                 [*args, chat_id, expected_version],
             )
             if changed != 1:
                 await self._raise_write_conflict(tx, chat_id, expected_version)
-            await tree.check_links(tx, chat_id, append, leaf)
-            await insert_messages(tx, append)
+            if missing:
+                raise InvalidArgument(f"chat {chat_id!r} has no message {min(missing)}")
+            await insert_messages(tx, append, owner or "")
             if erase:
                 await tx.execute(
                     "UPDATE messages SET erased = 1 WHERE chat_id = %s"
@@ -202,24 +209,28 @@ def _check_title(title: str) -> None:
         raise InvalidArgument(f"a title is at most {MAX_TITLE_LENGTH} characters, got {len(title)}")
 
 
+def _check_titles(title: str | None, rename: str | None) -> None:
+    if title is not None and rename is not None:
+        raise InvalidArgument("a write either names an untitled chat or renames it, not both")
+    for text in (title, rename):
+        if text is not None:
+            _check_title(text)
+
+
 def _chat_changes(
-    title: str | None, rename: str | None, status: ChatStatus | None, leaf: int | None
+    title: str | None, rename: str | None, status: ChatStatus | None, leaf: int | None, owner: str
 ) -> tuple[list[str], list[Any]]:
     """The SET clauses (and their arguments) of a write's UPDATE of the chat row."""
     sets = ["version = version + 1", "updated_at = %s"]
     args: list[Any] = [utcnow()]
-    if title is not None and rename is not None:
-        raise InvalidArgument("a write either names an untitled chat or renames it, not both")
     if title is not None:
-        _check_title(title)
-        # title_grams first: MySQL evaluates SET left to right, with the new title in view after it.
-        sets.append("title_grams = CASE WHEN title = '' THEN %s ELSE title_grams END")
+        # title_keys first: MySQL evaluates SET left to right, with the new title in view after it.
+        sets.append("title_keys = CASE WHEN title = '' THEN %s ELSE title_keys END")
         sets.append("title = CASE WHEN title = '' THEN %s ELSE title END")
-        args += [grams(title), title]
+        args += [keys(title, owner), title]
     if rename is not None:
-        _check_title(rename)
-        sets.append("title = %s, title_grams = %s")
-        args += [rename, grams(rename)]
+        sets.append("title = %s, title_keys = %s")
+        args += [rename, keys(rename, owner)]
     if status is not None:
         sets.append("status = %s")
         args.append(status.value)

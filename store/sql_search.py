@@ -20,13 +20,13 @@ if TYPE_CHECKING:
 
 def _title_match(dialect: str) -> str:
     if dialect == "mysql":
-        return "MATCH(c.title, c.title_grams) AGAINST (%s IN BOOLEAN MODE)"
+        return "MATCH(c.title, c.title_keys) AGAINST (%s IN BOOLEAN MODE)"
     return "c.rowid IN (SELECT rowid FROM chats_fts WHERE chats_fts MATCH %s)"
 
 
 def _message_match(dialect: str, alias: str) -> str:
     if dialect == "mysql":
-        return f"MATCH({alias}.content, {alias}.content_grams) AGAINST (%s IN BOOLEAN MODE)"
+        return f"MATCH({alias}.content, {alias}.content_keys) AGAINST (%s IN BOOLEAN MODE)"
     return f"{alias}.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH %s)"
 
 
@@ -34,7 +34,7 @@ async def search_chats(
     tx: Transaction, dialect: str, user_id: str, query: str, limit: int, after: ChatCursor | None
 ) -> list[SearchHit]:
     found = terms(query)  # InvalidArgument before any SQL runs
-    match = boolean_query(found) if dialect == "mysql" else fts5_query(found)
+    match = (boolean_query if dialect == "mysql" else fts5_query)(found, user_id)
     # The owner compared exactly, as list_chats does ('u' = 'u ' under PAD SPACE collations).
     sql = (
         f"SELECT {columns(CHAT_COLUMNS, 'c')} FROM chats c"

@@ -36,8 +36,11 @@ def chained(chat_id: str, messages: Sequence[MessageRecord]) -> list[MessageReco
     return out
 
 
-def outside_parents(chat_id: str, append: Sequence[MessageRecord]) -> set[int]:
-    """The parents the appended messages need the chat to hold already; InvalidArgument if one is unfit."""
+def needed(chat_id: str, append: Sequence[MessageRecord], leaf: int | None) -> set[int]:
+    """The messages a write needs the chat to hold already: parents from outside the batch, the leaf.
+
+    InvalidArgument if an appended message names a parent that cannot come before it.
+    """
     for m in append:
         if m.parent_seq is not None and not 0 < m.parent_seq < m.seq:
             raise InvalidArgument(
@@ -45,25 +48,23 @@ def outside_parents(chat_id: str, append: Sequence[MessageRecord]) -> set[int]:
                 " (a parent has a smaller seq)"
             )
     batch = {m.seq for m in append}
-    return {m.parent_seq for m in append if m.parent_seq is not None and m.parent_seq not in batch}
+    wanted = {m.parent_seq for m in append if m.parent_seq is not None and m.parent_seq not in batch}
+    return wanted | ({leaf} if leaf is not None and leaf not in batch else set())
 
 
-async def check_links(
-    tx: Transaction, chat_id: str, append: Sequence[MessageRecord], leaf: int | None
-) -> None:
-    """InvalidArgument unless every parent and the new active leaf are messages of the chat."""
-    wanted = outside_parents(chat_id, append)
-    if leaf is not None and leaf not in {m.seq for m in append}:
-        wanted.add(leaf)
-    if not wanted:
-        return
-    rows = await tx.fetchall(
-        f"SELECT seq FROM messages WHERE chat_id = %s AND seq IN ({placeholders(len(wanted))})",
-        [chat_id, *sorted(wanted)],
-    )
-    missing = wanted - {int(r[0]) for r in rows}
-    if missing:
-        raise InvalidArgument(f"chat {chat_id!r} has no message {min(missing)}")
+async def owner_and_missing(tx: Transaction, chat_id: str, wanted: set[int]) -> tuple[str | None, set[int]]:
+    """The chat's owner (None: no such chat) and which of the `wanted` messages it lacks, in one read."""
+    if wanted:
+        rows = await tx.fetchall(
+            "SELECT c.user_id, m.seq FROM chats c LEFT JOIN messages m ON m.chat_id = c.id"
+            f" AND m.seq IN ({placeholders(len(wanted))}) WHERE c.id = %s",
+            [*sorted(wanted), chat_id],
+        )
+    else:
+        rows = await tx.fetchall("SELECT user_id, NULL FROM chats WHERE id = %s", (chat_id,))
+    if not rows:
+        return None, wanted
+    return str(rows[0][0]), wanted - {int(r[1]) for r in rows if r[1] is not None}
 
 
 async def path(

@@ -132,7 +132,7 @@ async def test_existing_text_is_searchable_cjk_included(old_db: DatabaseURL) -> 
             for q in ("中文", "习中", "notes", "lisboa", "ola")
         }
         assert hits == {
-            "中文": [("old-a", 3)],  # grams written by the migration for rows stored before it
+            "中文": [("old-a", 3)],  # keys written by the migration for rows stored before it
             "习中": [("old-a", 3)],
             "notes": [("old-a", None)],
             "lisboa": [("old-a", 4)],

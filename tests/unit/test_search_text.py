@@ -14,6 +14,8 @@ from store.search import (
     boolean_query,
     fts5_query,
     grams,
+    keys,
+    owner_key,
     snippet,
     terms,
 )
@@ -66,6 +68,14 @@ def test_oversized_and_broken_text_is_refused() -> None:
     assert texts("p" * MAX_QUERY_CHARS) == [("p" * 84, False)]
 
 
+def test_the_keys_hold_the_owners_token_then_the_grams() -> None:
+    token = owner_key("alice")
+    assert re.fullmatch(r"o[0-9a-f]{16}", token)
+    assert {owner_key("alice "), owner_key("Alice"), owner_key("bob")}.isdisjoint({token})
+    assert keys("plain text", "alice") == token
+    assert keys("学习", "alice") == token + "\n学习_ 习__"
+
+
 def test_grams_spell_each_cjk_run_as_padded_bigrams() -> None:
     assert grams("no CJK here") is None
     assert grams("学习中文") == "学习_ 习中_ 中文_ 文__"
@@ -79,16 +89,19 @@ HOSTILE = ['"', "*", "-", "OR", "NEAR(", ")", "\\", "'); DROP TABLE chats; --", 
 @pytest.mark.parametrize("query", [f"{h} python {h}中文{h}学习中文" for h in HOSTILE])
 def test_match_expressions_hold_only_quoted_or_plain_word_terms(query: str) -> None:
     found = terms(query)
-    mysql = boolean_query(found).split(" +")
-    assert all(re.fullmatch(r'\+?(\w+\*|"[\w ]+")', part) for part in mysql), mysql
-    fts = fts5_query(found).split(" AND ")
-    assert all(re.fullmatch(r'"[\w ]+"\*?', part) for part in fts), fts
+    mysql = boolean_query(found, "u1").split(" +")
+    assert mysql[0] == "+" + owner_key("u1")
+    assert all(re.fullmatch(r'(\w+\*|"[\w ]+")', part) for part in mysql[1:]), mysql
+    fts = fts5_query(found, "u1").split(" AND ")
+    assert fts[0] == f'"{owner_key("u1")}"'
+    assert all(re.fullmatch(r'"[\w ]+"\*?', part) for part in fts[1:]), fts
 
 
 def test_match_expressions_say_prefix_for_words_and_phrase_for_long_runs() -> None:
     found = [Term("café", False), Term("中文", True), Term("学习中文", True)]
-    assert boolean_query(found) == '+café* +中文* +"学习_ 习中_ 中文_"'
-    assert fts5_query(found) == '"café"* AND "中文"* AND "学习_ 习中_ 中文_"'
+    owner = owner_key("u1")
+    assert boolean_query(found, "u1") == f'+{owner} +café* +中文* +"学习_ 习中_ 中文_"'
+    assert fts5_query(found, "u1") == f'"{owner}" AND "café"* AND "中文"* AND "学习_ 习中_ 中文_"'
 
 
 def test_a_snippet_is_one_line_around_the_first_match_on_word_edges() -> None:
