@@ -25,6 +25,7 @@ MIN_WORD_CHARS = 3  # InnoDB's default innodb_ft_min_token_size: shorter words a
 MAX_WORD_CHARS = 84  # InnoDB's default innodb_ft_max_token_size: longer words are not indexed
 MAX_PHRASE_CHARS = 129  # InnoDB refuses a phrase of more than 128 words (bigrams, here)
 SNIPPET_CHARS = 160
+OWNER_PREFIX = "_o_"  # begins every owner's token; a query word beginning so is left out
 _SNIPPET_LEAD = 40  # characters of context kept before the match
 
 # InnoDB's default stopword list: not indexed by MariaDB/MySQL, so never searched on either engine.
@@ -55,8 +56,8 @@ class Term:
 
 
 def owner_key(user_id: str) -> str:
-    """The owner's token in the index: a word of 17 characters no other user's documents hold."""
-    return "o" + hashlib.sha256(user_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    """The owner's token in the index: a word no other user's documents hold and no query word begins."""
+    return OWNER_PREFIX + hashlib.sha256(user_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def keys(text: str, user_id: str) -> str:
@@ -103,7 +104,8 @@ def terms(query: str) -> list[Term]:
 
 
 def _add_word(found: dict[Term, None], word: str) -> None:
-    if len(word) >= MIN_WORD_CHARS and word not in STOPWORDS:
+    # A word is searched as a prefix: one that began an owner's token would find all their documents.
+    if len(word) >= MIN_WORD_CHARS and word not in STOPWORDS and not word.startswith(OWNER_PREFIX):
         found[Term(word[:MAX_WORD_CHARS], cjk=False)] = None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from store.base import ChatCursor
+from store.errors import InvalidArgument
 from store.records import ChatRecord, SearchHit
 from store.rows import CHAT_COLUMNS, chat_from, columns, placeholders
 from store.search import Term, boolean_query, fts5_query, snippet, terms
@@ -34,6 +35,8 @@ async def search_chats(
     tx: Transaction, dialect: str, user_id: str, query: str, limit: int, after: ChatCursor | None
 ) -> list[SearchHit]:
     found = terms(query)  # InvalidArgument before any SQL runs
+    if limit < 1:
+        raise InvalidArgument(f"a page holds at least one chat, got {limit}")
     match = (boolean_query if dialect == "mysql" else fts5_query)(found, user_id)
     # The owner compared exactly, as list_chats does ('u' = 'u ' under PAD SPACE collations).
     sql = (

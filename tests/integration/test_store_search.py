@@ -11,6 +11,7 @@ import pytest
 from store import ChatCursor, ChatStore, DatabaseURL
 from store.errors import InvalidArgument
 from store.records import Role, SearchHit, utcnow
+from store.search import owner_key
 from tests.integration.test_store_contract import chat, msg
 
 CHATS = {
@@ -103,6 +104,12 @@ async def test_a_search_with_nothing_searchable_is_refused(store: ChatStore, use
         await store.search_chats(user, query, 10)
 
 
+async def test_a_page_holds_at_least_one_chat(store: ChatStore, user: str) -> None:
+    for limit in (0, -1):
+        with pytest.raises(InvalidArgument):
+            await store.search_chats(user, "python", limit)
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
@@ -157,6 +164,16 @@ async def test_a_user_finds_only_their_own_chats(store: ChatStore, user: str) ->
     assert await found(store, user, "python") == [("en", 1)]
     assert [h.chat.user_id for h in await store.search_chats(user + " ", "python", 10)] == [user + " "]
     assert await store.search_chats(user.upper(), "python", 10) == []
+
+
+async def test_no_query_word_matches_every_chat_of_its_user(store: ChatStore, user: str) -> None:
+    # Every document holds its owner's token; a word that began it would find them all.
+    await corpus(store, user)
+    token = owner_key(user)
+    for n in (3, 5, len(token)):
+        with pytest.raises(InvalidArgument):
+            await store.search_chats(user, token[:n], 10)
+    assert await found(store, user, f"{token} python") == [("en", 1)]
 
 
 async def test_search_pages_newest_first(store: ChatStore, user: str) -> None:

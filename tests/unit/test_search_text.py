@@ -70,10 +70,17 @@ def test_oversized_and_broken_text_is_refused() -> None:
 
 def test_the_keys_hold_the_owners_token_then_the_grams() -> None:
     token = owner_key("alice")
-    assert re.fullmatch(r"o[0-9a-f]{16}", token)
+    assert re.fullmatch(r"_o_[0-9a-f]{16}", token)
     assert {owner_key("alice "), owner_key("Alice"), owner_key("bob")}.isdisjoint({token})
     assert keys("plain text", "alice") == token
     assert keys("学习", "alice") == token + "\n学习_ 习__"
+
+
+def test_no_query_word_begins_an_owners_token() -> None:
+    token = owner_key("alice")
+    with pytest.raises(InvalidArgument):
+        terms(token[:5])
+    assert texts(f"{token} python _o_x __init__") == [("python", False), ("__init__", False)]
 
 
 def test_grams_spell_each_cjk_run_as_padded_bigrams() -> None:
