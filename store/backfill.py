@@ -36,29 +36,50 @@ async def mysql_after(version: int, cur: Any) -> None:
     """Run on the migration's connection (autocommit), right after `version`'s statements."""
     if version != KEYS_VERSION:
         return
+    # Each batch goes to a temporary table in one multi-row INSERT, then into place by one UPDATE:
+    # an UPDATE per row costs a round trip (and, autocommitted, a commit) per message.
+    await cur.execute(
+        "CREATE TEMPORARY TABLE backfill_keys (chat_id VARCHAR(128) NOT NULL, seq INT UNSIGNED NOT NULL,"
+        " search_keys MEDIUMTEXT NULL, PRIMARY KEY (chat_id, seq))"
+        " DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+    )
     last = ""
-    while True:
-        await cur.execute(
-            "SELECT id, title, user_id FROM chats WHERE id > %s ORDER BY id LIMIT %s", (last, BATCH)
-        )
-        rows = await cur.fetchall()
-        if not rows:
-            break
+    while rows := await _fetch(
+        cur, "SELECT id, 0, title, user_id FROM chats WHERE id > %s ORDER BY id LIMIT %s", (last, BATCH)
+    ):
         last = rows[-1][0]
-        found = [(keys(title, owner), chat_id) for chat_id, title, owner in rows]
-        await cur.executemany("UPDATE chats SET title_keys = %s WHERE id = %s", found)
+        await _put(
+            cur,
+            rows,
+            "UPDATE chats c JOIN backfill_keys k ON k.chat_id = c.id SET c.title_keys = k.search_keys",
+        )
     chat, seq = "", 0
-    while True:
-        await cur.execute(
-            "SELECT m.chat_id, m.seq, m.content, c.user_id FROM messages m JOIN chats c ON c.id = m.chat_id"
-            " WHERE m.chat_id > %s OR (m.chat_id = %s AND m.seq > %s) ORDER BY m.chat_id, m.seq LIMIT %s",
-            (chat, chat, seq, BATCH),
-        )
-        rows = await cur.fetchall()
-        if not rows:
-            break
+    while rows := await _fetch(
+        cur,
+        "SELECT m.chat_id, m.seq, m.content, c.user_id FROM messages m JOIN chats c ON c.id = m.chat_id"
+        " WHERE m.chat_id > %s OR (m.chat_id = %s AND m.seq > %s) ORDER BY m.chat_id, m.seq LIMIT %s",
+        (chat, chat, seq, BATCH),
+    ):
         chat, seq = rows[-1][0], rows[-1][1]
-        updates = [(keys(content, owner), c, s) for c, s, content, owner in rows]
-        await cur.executemany(
-            "UPDATE messages SET content_keys = %s WHERE chat_id = %s AND seq = %s", updates
+        await _put(
+            cur,
+            rows,
+            "UPDATE messages m JOIN backfill_keys k ON k.chat_id = m.chat_id AND k.seq = m.seq"
+            " SET m.content_keys = k.search_keys",
         )
+    await cur.execute("DROP TEMPORARY TABLE backfill_keys")
+
+
+async def _fetch(cur: Any, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    await cur.execute(sql, args)
+    return list(await cur.fetchall())
+
+
+async def _put(cur: Any, rows: list[tuple[Any, ...]], update: str) -> None:
+    """Each row is (chat id, seq, text, owner); `update` copies backfill_keys into place."""
+    await cur.executemany(
+        "INSERT INTO backfill_keys (chat_id, seq, search_keys) VALUES (%s, %s, %s)",
+        [(chat_id, seq, keys(text, owner)) for chat_id, seq, text, owner in rows],
+    )
+    await cur.execute(update)
+    await cur.execute("DELETE FROM backfill_keys")

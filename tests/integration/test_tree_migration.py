@@ -15,7 +15,7 @@ import pytest
 
 from actors.conversation import Conversation
 from actors.protocol import TurnPlan, TurnRequest
-from store import DatabaseURL, open_store
+from store import DatabaseURL, backfill, open_store
 from store.migrate import migrate, migrations
 from store.records import utcnow
 
@@ -158,5 +158,29 @@ async def test_a_migrated_chat_goes_on_from_its_active_leaf(old_db: DatabaseURL)
         await c.complete_turn("t-new", "Also in Portugal.", 5, "stop")
         tail = (await store.list_path("old-a"))[-2:]
         assert [(m.seq, m.parent_seq) for m in tail] == [(6, 5), (7, 6)]
+    finally:
+        await store.close()
+
+
+async def test_the_backfill_walks_every_row_batch_by_batch(
+    old_db: DatabaseURL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backfill, "BATCH", 2)  # batches that end inside a chat and between chats
+    await migrate(old_db)
+    store = open_store(old_db)
+    try:
+        for query, chat_id in [
+            ("brief", "old-a"),
+            ("portugal", "old-a"),
+            ("gaps", "old-c"),
+            ("five", "old-c"),
+        ]:
+            assert [h.chat.id for h in await store.search_chats("u-old", query, 10)] == [chat_id]
+        every = [m for cid in OLD for m in await store.list_messages(cid, include_erased=True)]
+        for m in every:  # each message found by its own first word of 3 characters or more
+            word = next(w for w in m.content.replace(",", " ").replace("?", " ").split() if len(w) >= 3)
+            if word.lower() not in ("the", "where"):
+                hits = await store.search_chats("u-old", word, 10)
+                assert m.chat_id in [h.chat.id for h in hits], (m.seq, word)
     finally:
         await store.close()
