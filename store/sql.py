@@ -137,8 +137,9 @@ class SqlChatStore:
     async def search_chats(
         self, user_id: str, query: str, limit: int, after: ChatCursor | None = None
     ) -> list[SearchHit]:
+        found = sql_search.checked(query, limit)  # before a transaction is opened
         async with self._db.transaction() as tx:
-            return await sql_search.search_chats(tx, self._dialect, user_id, query, limit, after)
+            return await sql_search.search_chats(tx, self._dialect, user_id, found, limit, after)
 
     async def write(
         self,

@@ -31,12 +31,16 @@ def _message_match(dialect: str, alias: str) -> str:
     return f"{alias}.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH %s)"
 
 
-async def search_chats(
-    tx: Transaction, dialect: str, user_id: str, query: str, limit: int, after: ChatCursor | None
-) -> list[SearchHit]:
-    found = terms(query)  # InvalidArgument before any SQL runs
+def checked(query: str, limit: int) -> list[Term]:
+    """The query's terms; InvalidArgument for a query or a page size that cannot be searched."""
     if limit < 1:
         raise InvalidArgument(f"a page holds at least one chat, got {limit}")
+    return terms(query)
+
+
+async def search_chats(
+    tx: Transaction, dialect: str, user_id: str, found: list[Term], limit: int, after: ChatCursor | None
+) -> list[SearchHit]:
     match = (boolean_query if dialect == "mysql" else fts5_query)(found, user_id)
     # The owner compared exactly, as list_chats does ('u' = 'u ' under PAD SPACE collations).
     sql = (
