@@ -84,8 +84,10 @@ async def path(
         " UNION ALL SELECT m.seq, m.parent_seq FROM path p"
         " JOIN messages m ON m.chat_id = %s AND m.seq = p.parent_seq AND m.seq < p.seq"
         " WHERE m.seq > %s)"  # nothing above the page is needed: stop there
+        # CROSS JOIN: SQLite then reads the path first and each message by its key (joined the
+        # other way it scanned the whole path once per message); to MySQL it is a plain join.
         f" SELECT {_MYSQL_UNLIMITED} {columns(MESSAGE_COLUMNS, 'm')} FROM path p"
-        " JOIN messages m ON m.chat_id = %s AND m.seq = p.seq WHERE m.seq > %s"
+        " CROSS JOIN messages m ON m.chat_id = %s AND m.seq = p.seq WHERE m.seq > %s"
     )
     args: list[object] = [
         chat_id,
