@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 _MARIADB_UNLIMITED = "/*M! SET STATEMENT max_recursive_iterations = 4294967295 FOR */ "
 _MYSQL_UNLIMITED = "/*+ SET_VAR(cte_max_recursion_depth = 4294967295) */"
+_IN_LIST = 500  # values per IN list
 
 
 def chained(chat_id: str, messages: Sequence[MessageRecord]) -> list[MessageRecord]:
@@ -113,15 +114,23 @@ async def siblings(tx: Transaction, chat_id: str, seqs: Sequence[int]) -> dict[i
     """For each message, the seqs of the messages sharing its parent (itself included), in order."""
     if not seqs:
         return {}
-    rows = await tx.fetchall(
-        "SELECT m.seq, s.seq FROM messages m JOIN messages s ON s.chat_id = m.chat_id"
-        " AND (s.parent_seq = m.parent_seq OR (s.parent_seq IS NULL AND m.parent_seq IS NULL))"
-        f" WHERE m.chat_id = %s AND m.seq IN ({placeholders(len(set(seqs)))}) ORDER BY m.seq, s.seq",
-        [chat_id, *sorted(set(seqs))],
-    )
+    wanted = sorted(set(seqs))
     found: dict[int, list[int]] = {}
-    for seq, sibling in rows:
-        found.setdefault(int(seq), []).append(int(sibling))
+    # MariaDB turns an IN list of 1,000 values or more into a table and then plans the join badly.
+    for start in range(0, len(wanted), _IN_LIST):
+        part = wanted[start : start + _IN_LIST]
+        among = f"m.chat_id = %s AND m.seq IN ({placeholders(len(part))})"
+        # Children of a parent, then the roots: two lookups of the (chat_id, parent_seq) index,
+        # where one join on "same parent or both none" made both engines scan the chat per message.
+        rows = await tx.fetchall(
+            "SELECT m.seq, s.seq FROM messages m JOIN messages s ON s.chat_id = m.chat_id"
+            f" AND s.parent_seq = m.parent_seq WHERE {among}"
+            " UNION ALL SELECT m.seq, s.seq FROM messages m JOIN messages s ON s.chat_id = m.chat_id"
+            f" AND s.parent_seq IS NULL WHERE {among} AND m.parent_seq IS NULL ORDER BY 1, 2",
+            [chat_id, *part, chat_id, *part],
+        )
+        for seq, sibling in rows:
+            found.setdefault(int(seq), []).append(int(sibling))
     return {seq: tuple(group) for seq, group in found.items()}
 
 

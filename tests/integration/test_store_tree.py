@@ -203,6 +203,8 @@ async def test_a_path_longer_than_the_servers_recursion_limit_is_walked_whole(
     await store.create_chat(chat(chat_id), [msg(chat_id, i, content="x") for i in range(1, length + 1)])
     assert seqs(await store.list_path(chat_id)) == list(range(1, length + 1))
     assert await store.leaf_under(chat_id, 1) == length
+    # Siblings of a whole long path, asked in several IN lists: each message is an only child.
+    assert await store.siblings(chat_id, range(1, length + 1)) == {s: (s,) for s in range(1, length + 1)}
 
 
 # -- the conversation over the active path -------------------------------------------------------
