@@ -141,14 +141,9 @@ class Conversation(ChatState):
         window.apply(add=[entry(m) for m in first])
         self._plan(window, req.tokens)
         user = MessageRecord(
-            self.chat_id,
-            len(first) + 1,
-            Role.USER,
-            req.content,
-            req.tokens,
-            turn_id=req.turn_id,
-            parent_seq=first[-1].seq if first else None,
+            self.chat_id, len(first) + 1, Role.USER, req.content, req.tokens, turn_id=req.turn_id
         )
+        user = replace(user, parent_seq=first[-1].seq if first else None)  # the chain the store keeps
         chat = replace(chat, active_leaf=user.seq)
         try:
             await self._store.create_chat(chat, [*first, user])
