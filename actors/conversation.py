@@ -125,9 +125,10 @@ class Conversation(ChatState):
             append=[user],
             erase=evict,
             title=chat_title(req.content) if not self.chat.title else None,
+            active_leaf=user.seq,
         )
         title = self.chat.title or chat_title(req.content)
-        self.chat = replace(self.chat, version=version, title=title)
+        self.chat = replace(self.chat, version=version, title=title, active_leaf=user.seq)
         self._admit(evict, [user])
         return self._plan_for(req.turn_id, user.seq, evicted=len(evict), created=False)
 
@@ -145,6 +146,8 @@ class Conversation(ChatState):
         user = MessageRecord(
             self.chat_id, len(first) + 1, Role.USER, req.content, req.tokens, turn_id=req.turn_id
         )
+        user = replace(user, parent_seq=first[-1].seq if first else None)  # the chain the store keeps
+        chat = replace(chat, active_leaf=user.seq)
         try:
             await self._store.create_chat(chat, [*first, user])
         except AlreadyExists:
@@ -239,7 +242,9 @@ class Conversation(ChatState):
             assert self.chat is not None
             answer = self._message(Role.ASSISTANT, text, tokens, turn_id, status, finish_reason)
             try:
-                version = await self._store.write(self.chat_id, self.chat.version, append=[answer])
+                version = await self._store.write(
+                    self.chat_id, self.chat.version, append=[answer], active_leaf=answer.seq
+                )
             except StaleState:
                 if attempt == 2:
                     raise
@@ -251,7 +256,7 @@ class Conversation(ChatState):
                     return found
                 self._resume(turn_id)  # FailedPrecondition if the chat has moved on
                 continue
-            self.chat = replace(self.chat, version=version)
+            self.chat = replace(self.chat, version=version, active_leaf=answer.seq)
             self._admit([], [answer])
             return answer
         raise AssertionError("unreachable")
@@ -298,8 +303,9 @@ class Conversation(ChatState):
             await self._ensure_active()
             if self.chat is not None:
                 raise AlreadyExists(f"chat {self.chat_id!r} already exists")
-            chat = ChatRecord(id=self.chat_id, user_id=user_id, params=new.params)
             first = self._opening(new)
+            leaf = first[-1].seq if first else None
+            chat = ChatRecord(id=self.chat_id, user_id=user_id, params=new.params, active_leaf=leaf)
             try:
                 await self._store.create_chat(chat, first)
             except AlreadyExists:

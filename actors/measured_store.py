@@ -10,7 +10,7 @@ from typing import TypeVar
 from actors import metrics
 from store.base import ChatCursor, ChatStore
 from store.errors import ChatServiceError, StaleState, Unavailable
-from store.records import ChatRecord, ChatStatus, MessageRecord
+from store.records import ChatRecord, ChatStatus, MessageRecord, SearchHit
 
 T = TypeVar("T")
 log = logging.getLogger("chatservice.store")
@@ -77,6 +77,39 @@ class MeasuredStore:
             write=False,
         )
 
+    async def list_path(
+        self,
+        chat_id: str,
+        *,
+        leaf: int | None = None,
+        include_erased: bool = False,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[MessageRecord]:
+        return await self._call(
+            "list_path",
+            lambda: self._inner.list_path(
+                chat_id, leaf=leaf, include_erased=include_erased, after_seq=after_seq, limit=limit
+            ),
+            write=False,
+        )
+
+    async def siblings(self, chat_id: str, seqs: Sequence[int]) -> dict[int, tuple[int, ...]]:
+        return await self._call("siblings", lambda: self._inner.siblings(chat_id, seqs), write=False)
+
+    async def leaf_under(self, chat_id: str, seq: int) -> int:
+        return await self._call("leaf_under", lambda: self._inner.leaf_under(chat_id, seq), write=False)
+
+    async def last_seq(self, chat_id: str) -> int:
+        return await self._call("last_seq", lambda: self._inner.last_seq(chat_id), write=False)
+
+    async def search_chats(
+        self, user_id: str, query: str, limit: int, after: ChatCursor | None = None
+    ) -> list[SearchHit]:
+        return await self._call(
+            "search_chats", lambda: self._inner.search_chats(user_id, query, limit, after), write=False
+        )
+
     async def write(
         self,
         chat_id: str,
@@ -86,11 +119,20 @@ class MeasuredStore:
         erase: Sequence[int] = (),
         title: str | None = None,
         status: ChatStatus | None = None,
+        active_leaf: int | None = None,
+        rename: str | None = None,
     ) -> int:
         return await self._call(
             "write",
             lambda: self._inner.write(
-                chat_id, expected_version, append=append, erase=erase, title=title, status=status
+                chat_id,
+                expected_version,
+                append=append,
+                erase=erase,
+                title=title,
+                status=status,
+                active_leaf=active_leaf,
+                rename=rename,
             ),
             write=True,
         )

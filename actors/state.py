@@ -46,10 +46,10 @@ class ChatState:
     # -- activation ------------------------------------------------------------------------
 
     async def activate(self) -> None:
-        """Load the chat and its non-erased messages; the window is rebuilt exactly."""
+        """Load the chat and the non-erased messages of its active path; the window is rebuilt exactly."""
         started = time.monotonic()
         chat = await self._store.get_chat(self.chat_id)
-        records = await self._store.list_messages(self.chat_id) if chat else []
+        records = await self._store.list_path(self.chat_id) if chat else []
         self._load(chat, records)
         self._active = True
         self._on_activated(time.monotonic() - started)
@@ -165,7 +165,10 @@ class ChatState:
         finish_reason: str | None = None,
     ) -> MessageRecord:
         seq = max(self._records, default=0) + 1
-        return MessageRecord(self.chat_id, seq, role, content, tokens, turn_id, status, finish_reason)
+        leaf = self.chat.active_leaf if self.chat else None  # the new message follows the active path
+        return MessageRecord(
+            self.chat_id, seq, role, content, tokens, turn_id, status, finish_reason, parent_seq=leaf
+        )
 
     def _admit(self, evict: list[int], added: list[MessageRecord]) -> None:
         assert self.window is not None

@@ -15,7 +15,7 @@ def open_store(url: DatabaseURL, pool_size: int = 1) -> ChatStore:
     if url.kind == "sqlite":
         from store.sqlite import SQLiteDatabase
 
-        return SqlChatStore(SQLiteDatabase(url.path))
+        return SqlChatStore(SQLiteDatabase(url.path), url.kind)
     from store.mysql import MySQLDatabase
 
-    return SqlChatStore(MySQLDatabase(url, pool_size))
+    return SqlChatStore(MySQLDatabase(url, pool_size), url.kind)

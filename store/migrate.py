@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from store import backfill
 from store.errors import Unavailable
 from store.url import DatabaseURL
 
@@ -37,9 +38,20 @@ def migrations(kind: str) -> list[Migration]:
             sql = "\n".join(
                 line for line in entry.read_text("utf-8").splitlines() if not line.startswith("--")
             )
-            statements = tuple(s.strip() for s in sql.split(";") if s.strip())
-            found.append(Migration(int(match[1]), match[2], statements))
+            found.append(Migration(int(match[1]), match[2], _statements(sql)))
     return sorted(found, key=lambda m: m.version)
+
+
+def _statements(sql: str) -> tuple[str, ...]:
+    """The statements of a file: split on each ';' that ends one (a trigger's body keeps its own)."""
+    out, pending = [], ""
+    for piece in sql.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip("; \n\t"):
+                out.append(pending.strip().removesuffix(";").strip())
+            pending = ""
+    return tuple(out)
 
 
 async def migrate(url: DatabaseURL) -> list[int]:
@@ -67,6 +79,7 @@ def _migrate_sqlite(path: str) -> list[int]:
             if m.version not in done:
                 for statement in m.statements:
                     conn.execute(statement)
+                backfill.sqlite_after(m.version, conn)
                 conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (m.version, m.name))
                 applied.append(m.version)
         conn.execute("COMMIT")
@@ -111,6 +124,7 @@ async def _apply_mysql(cur: Any) -> list[int]:
         if m.version not in done:
             for statement in m.statements:
                 await cur.execute(statement)
+            await backfill.mysql_after(m.version, cur)
             await cur.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (m.version, m.name))
             applied.append(m.version)
     return applied

@@ -1,4 +1,4 @@
-"""Plain records the store reads and writes: chats, their parameters, and their messages."""
+"""Plain records the store reads and writes: chats, their parameters, their messages, search hits."""
 
 from __future__ import annotations
 
@@ -53,6 +53,7 @@ class ChatRecord:
     version: int = 0
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
+    active_leaf: int | None = None  # the newest message of the path the chat shows (None: no messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +68,13 @@ class MessageRecord:
     finish_reason: str | None = None
     erased: bool = False
     created_at: datetime = field(default_factory=utcnow)
+    parent_seq: int | None = None  # the message this one follows (None: a first message, a root)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A chat found by a search: the newest message that matched (None if only the title did)."""
+
+    chat: ChatRecord
+    seq: int | None
+    snippet: str

@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from dataclasses import replace
 from typing import Any, Protocol
 
-from store.base import ChatCursor
-from store.errors import AlreadyExists, NotFound, StaleState
-from store.records import (
-    ChatParams,
-    ChatRecord,
-    ChatStatus,
-    MessageRecord,
-    MessageStatus,
-    Role,
-    utcnow,
+from store import sql_search, tree
+from store.base import MAX_TITLE_LENGTH, ChatCursor
+from store.errors import AlreadyExists, InvalidArgument, NotFound, StaleState
+from store.records import ChatRecord, ChatStatus, MessageRecord, SearchHit, utcnow
+from store.rows import (
+    CHAT_COLUMNS,
+    MESSAGE_COLUMNS,
+    chat_from,
+    insert_chat,
+    insert_messages,
+    message_from,
+    placeholders,
 )
+from store.search import keys
 
 Row = tuple[Any, ...]
-
-CHAT_COLUMNS = (
-    "id, user_id, status, title, model, context_tokens, max_tokens, temperature, top_p, n, "
-    "stop_json, presence_penalty, frequency_penalty, version, created_at, updated_at"
-)
-MESSAGE_COLUMNS = "chat_id, seq, role, content, tokens, turn_id, status, finish_reason, erased, created_at"
 
 
 class Transaction(Protocol):
@@ -49,99 +45,12 @@ class Database(Protocol):
     async def close(self) -> None: ...
 
 
-def _dt(value: datetime | str) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
-
-
-def _chat_row(chat: ChatRecord) -> tuple[Any, ...]:
-    p = chat.params
-    return (
-        chat.id,
-        chat.user_id,
-        chat.status.value,
-        chat.title,
-        p.model,
-        p.context_tokens,
-        p.max_tokens,
-        p.temperature,
-        p.top_p,
-        p.n,
-        json.dumps(list(p.stop)),
-        p.presence_penalty,
-        p.frequency_penalty,
-        chat.version,
-        chat.created_at,
-        chat.updated_at,
-    )
-
-
-def _chat_from(row: Row) -> ChatRecord:
-    params = ChatParams(
-        model=row[4],
-        context_tokens=int(row[5]),
-        max_tokens=int(row[6]),
-        temperature=row[7],
-        top_p=row[8],
-        n=int(row[9]),
-        stop=tuple(json.loads(row[10])),
-        presence_penalty=row[11],
-        frequency_penalty=row[12],
-    )
-    return ChatRecord(
-        id=row[0],
-        user_id=row[1],
-        status=ChatStatus(row[2]),
-        title=row[3],
-        params=params,
-        version=int(row[13]),
-        created_at=_dt(row[14]),
-        updated_at=_dt(row[15]),
-    )
-
-
-def _message_row(m: MessageRecord) -> tuple[Any, ...]:
-    return (
-        m.chat_id,
-        m.seq,
-        m.role.value,
-        m.content,
-        m.tokens,
-        m.turn_id,
-        m.status.value,
-        m.finish_reason,
-        int(m.erased),
-        m.created_at,
-    )
-
-
-def _message_from(row: Row) -> MessageRecord:
-    return MessageRecord(
-        chat_id=row[0],
-        seq=int(row[1]),
-        role=Role(row[2]),
-        content=row[3],
-        tokens=int(row[4]),
-        turn_id=row[5],
-        status=MessageStatus(row[6]),
-        finish_reason=row[7],
-        erased=bool(row[8]),
-        created_at=_dt(row[9]),
-    )
-
-
-async def _insert_messages(tx: Transaction, messages: Sequence[MessageRecord]) -> None:
-    if messages:
-        await tx.executemany(
-            f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({', '.join(['%s'] * 10)})",
-            [_message_row(m) for m in messages],
-        )
-
-
 class SqlChatStore:
     """The ChatStore implementation shared by MySQL and SQLite."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, dialect: str) -> None:
         self._db = db
+        self._dialect = dialect  # "mysql" or "sqlite": only search is written per engine
 
     async def ping(self) -> None:
         async with self._db.transaction() as tx:
@@ -154,20 +63,22 @@ class SqlChatStore:
         return await self._db.max_connections()
 
     async def create_chat(self, chat: ChatRecord, messages: Sequence[MessageRecord]) -> None:
+        chain = tree.chained(chat.id, messages)
+        leaf = chain[-1].seq if chain else None
+        if chat.active_leaf not in (None, leaf):
+            raise InvalidArgument(f"chat {chat.id!r}: a new chat's active leaf is its last message")
+        _check_title(chat.title)
         try:
             async with self._db.transaction() as tx:
-                await tx.execute(
-                    f"INSERT INTO chats ({CHAT_COLUMNS}) VALUES ({', '.join(['%s'] * 16)})",
-                    _chat_row(chat),
-                )
-                await _insert_messages(tx, messages)
+                await insert_chat(tx, replace(chat, active_leaf=leaf))
+                await insert_messages(tx, chain, chat.user_id)
         except AlreadyExists:
             raise AlreadyExists(f"chat {chat.id!r} already exists") from None
 
     async def get_chat(self, chat_id: str) -> ChatRecord | None:
         async with self._db.transaction() as tx:
             rows = await tx.fetchall(f"SELECT {CHAT_COLUMNS} FROM chats WHERE id = %s", (chat_id,))
-        return _chat_from(rows[0]) if rows else None
+        return chat_from(rows[0]) if rows else None
 
     async def list_chats(self, user_id: str, limit: int, after: ChatCursor | None = None) -> list[ChatRecord]:
         # MySQL's _bin collations pad with spaces ('u' = 'u '): equal lengths make the match exact.
@@ -179,7 +90,7 @@ class SqlChatStore:
         sql += " ORDER BY created_at DESC, id DESC LIMIT %s"
         async with self._db.transaction() as tx:
             rows = await tx.fetchall(sql, [*args, limit])
-        return [_chat_from(r) for r in rows]
+        return [chat_from(r) for r in rows]
 
     async def list_messages(
         self, chat_id: str, *, include_erased: bool = False, after_seq: int = 0, limit: int | None = None
@@ -194,7 +105,41 @@ class SqlChatStore:
             args.append(limit)
         async with self._db.transaction() as tx:
             rows = await tx.fetchall(sql, args)
-        return [_message_from(r) for r in rows]
+        return [message_from(r) for r in rows]
+
+    async def list_path(
+        self,
+        chat_id: str,
+        *,
+        leaf: int | None = None,
+        include_erased: bool = False,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[MessageRecord]:
+        async with self._db.transaction() as tx:
+            return await tree.path(
+                tx, chat_id, leaf, include_erased=include_erased, after_seq=after_seq, limit=limit
+            )
+
+    async def siblings(self, chat_id: str, seqs: Sequence[int]) -> dict[int, tuple[int, ...]]:
+        async with self._db.transaction() as tx:
+            return await tree.siblings(tx, chat_id, seqs)
+
+    async def leaf_under(self, chat_id: str, seq: int) -> int:
+        async with self._db.transaction() as tx:
+            return await tree.leaf_under(tx, chat_id, seq)
+
+    async def last_seq(self, chat_id: str) -> int:
+        async with self._db.transaction() as tx:
+            rows = await tx.fetchall("SELECT MAX(seq) FROM messages WHERE chat_id = %s", (chat_id,))
+        return int(rows[0][0] or 0)
+
+    async def search_chats(
+        self, user_id: str, query: str, limit: int, after: ChatCursor | None = None
+    ) -> list[SearchHit]:
+        found = sql_search.checked(query, limit)  # before a transaction is opened
+        async with self._db.transaction() as tx:
+            return await sql_search.search_chats(tx, self._dialect, user_id, found, limit, after)
 
     async def write(
         self,
@@ -205,27 +150,32 @@ class SqlChatStore:
         erase: Sequence[int] = (),
         title: str | None = None,
         status: ChatStatus | None = None,
+        active_leaf: int | None = None,
+        rename: str | None = None,
     ) -> int:
-        sets = ["version = version + 1", "updated_at = %s"]
-        args: list[Any] = [utcnow()]
-        if title is not None:
-            sets.append("title = CASE WHEN title = '' THEN %s ELSE title END")
-            args.append(title)
-        if status is not None:
-            sets.append("status = %s")
-            args.append(status.value)
+        leaf = active_leaf if active_leaf is not None else (append[-1].seq if append else None)
+        wanted = tree.needed(chat_id, append, leaf)  # InvalidArgument before anything is sent
+        _check_titles(title, rename)
+        keyed = bool(append) or title is not None or rename is not None  # keys hold the owner's token
         async with self._db.transaction() as tx:
+            # Read before the UPDATE: its version check tells whether anything changed since.
+            owner, missing = (
+                await tree.owner_and_missing(tx, chat_id, wanted) if keyed or wanted else ("", set())
+            )
+            sets, args = _chat_changes(title, rename, status, leaf, owner or "")
             changed = await tx.execute(
                 f"UPDATE chats SET {', '.join(sets)} WHERE id = %s AND version = %s",
                 [*args, chat_id, expected_version],
             )
             if changed != 1:
                 await self._raise_write_conflict(tx, chat_id, expected_version)
-            await _insert_messages(tx, append)
+            if missing:
+                raise InvalidArgument(f"chat {chat_id!r} has no message {min(missing)}")
+            await insert_messages(tx, append, owner or "")
             if erase:
                 await tx.execute(
-                    "UPDATE messages SET erased = 1 WHERE chat_id = %s AND seq IN "
-                    f"({', '.join(['%s'] * len(erase))})",
+                    "UPDATE messages SET erased = 1 WHERE chat_id = %s"
+                    f" AND seq IN ({placeholders(len(erase))})",
                     [chat_id, *erase],
                 )
         return expected_version + 1
@@ -253,3 +203,39 @@ class SqlChatStore:
         except AlreadyExists:
             return False
         return True
+
+
+def _check_title(title: str) -> None:
+    if len(title) > MAX_TITLE_LENGTH:
+        raise InvalidArgument(f"a title is at most {MAX_TITLE_LENGTH} characters, got {len(title)}")
+
+
+def _check_titles(title: str | None, rename: str | None) -> None:
+    if title is not None and rename is not None:
+        raise InvalidArgument("a write either names an untitled chat or renames it, not both")
+    for text in (title, rename):
+        if text is not None:
+            _check_title(text)
+
+
+def _chat_changes(
+    title: str | None, rename: str | None, status: ChatStatus | None, leaf: int | None, owner: str
+) -> tuple[list[str], list[Any]]:
+    """The SET clauses (and their arguments) of a write's UPDATE of the chat row."""
+    sets = ["version = version + 1", "updated_at = %s"]
+    args: list[Any] = [utcnow()]
+    if title is not None:
+        # title_keys first: MySQL evaluates SET left to right, with the new title in view after it.
+        sets.append("title_keys = CASE WHEN title = '' THEN %s ELSE title_keys END")
+        sets.append("title = CASE WHEN title = '' THEN %s ELSE title END")
+        args += [keys(title, owner), title]
+    if rename is not None:
+        sets.append("title = %s, title_keys = %s")
+        args += [rename, keys(rename, owner)]
+    if status is not None:
+        sets.append("status = %s")
+        args.append(status.value)
+    if leaf is not None:
+        sets.append("active_leaf = %s")
+        args.append(leaf)
+    return sets, args

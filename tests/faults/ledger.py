@@ -152,7 +152,7 @@ def _check_answers(
 
 
 async def compare_windows(namespace: str, store: ChatStore, verdict: Verdict) -> int:
-    """Each live actor's window in memory equals the window rebuilt from the store; returns how many."""
+    """Each live actor's window in memory equals the one rebuilt from its active path; returns how many."""
     compared = 0
     for name in await asyncio.to_thread(live_actor_names, namespace):
         try:
@@ -162,7 +162,7 @@ async def compare_windows(namespace: str, store: ChatStore, verdict: Verdict) ->
             continue  # passivated or killed since it was listed: nothing in memory to compare
         chat_id = name.removeprefix("chat:")
         in_memory = [(m.seq, m.content) for m in window]
-        rebuilt = [(m.seq, m.content) for m in await store.list_messages(chat_id)]
+        rebuilt = [(m.seq, m.content) for m in await store.list_path(chat_id)]
         compared += 1
         if in_memory != rebuilt:
             verdict.window_mismatches += 1

@@ -41,8 +41,11 @@ def msg(chat_id: str, seq: int, role: Role = Role.USER, content: str = "hi", **k
 
 
 async def test_a_chat_and_its_first_messages_round_trip_exactly(store: ChatStore, chat_id: str) -> None:
-    record = chat(chat_id, title="Olá 👋 " + "x" * 150)
-    first = [msg(chat_id, 1, Role.SYSTEM, "Be brief."), msg(chat_id, 2, content="Qual é a capital? 🇧🇷")]
+    record = chat(chat_id, title="Olá 👋 " + "x" * 150, active_leaf=2)
+    first = [
+        msg(chat_id, 1, Role.SYSTEM, "Be brief."),
+        msg(chat_id, 2, content="Qual é a capital? 🇧🇷", parent_seq=1),
+    ]
     await store.create_chat(record, first)
     assert await store.get_chat(chat_id) == record
     assert await store.list_messages(chat_id) == first
