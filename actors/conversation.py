@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -9,14 +10,12 @@ from dataclasses import replace
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
 from actors.ratelimit import RateLimit
 from actors.state import ChatState, chat_title, entry
-from actors.turns import TurnSlot
+from actors.turns import WITHDRAWN, TurnSlot
 from actors.window import Window
 from store.base import ChatStore
 from store.errors import (
     AlreadyExists,
     FailedPrecondition,
-    NotFound,
-    PermissionDenied,
     ResourceExhausted,
     StaleState,
 )
@@ -46,6 +45,9 @@ class Conversation(ChatState):
         self._rate = RateLimit(turns_per_minute)
         self._clock = clock
         self._slot = TurnSlot(turn_timeout, on_change=on_free)
+        self._arriving: dict[str, asyncio.Future[TurnPlan | Recount]] = {}  # begins not yet answered
+        self._withdrawn: set[str] = set()  # of those, the ones whose client left
+        self._titled_by: str | None = None  # the held turn, if its message gave the chat its title
 
     @property
     def busy(self) -> bool:
@@ -60,9 +62,21 @@ class Conversation(ChatState):
             return self._slot.current  # a retried begin after a lost reply
         if self._slot.finished(req.turn_id):
             raise FailedPrecondition(f"turn {req.turn_id!r} already finished")
+        arriving = self._arriving.get(req.turn_id)
+        if arriving is None:  # a retry of a begin still waiting here shares its outcome
+            arriving = asyncio.ensure_future(self._begin(req))
+            self._arriving[req.turn_id] = arriving
+            arriving.add_done_callback(lambda _: self._left(req.turn_id))
+        return await asyncio.shield(arriving)
+
+    async def _begin(self, req: TurnRequest) -> TurnPlan | Recount:
         self._check_access(req.user_id, creating=req.create is not None)
         self._check_rate()
         await self._slot.acquire()
+        if req.turn_id in self._withdrawn:  # its client left while it waited: nothing is stored
+            self._slot.release()
+            raise FailedPrecondition(f"turn {req.turn_id!r} {WITHDRAWN}")
+        titled = self.chat is not None and not self.chat.title
         try:
             result = await self._start_or_reload(req)
         except BaseException as exc:
@@ -73,7 +87,15 @@ class Conversation(ChatState):
             self._slot.release()
             return result
         self._slot.hold(result)
+        self._titled_by = req.turn_id if titled or result.created else None
+        if req.turn_id in self._withdrawn:  # its client left while its message was being stored
+            await self._withdraw_held(req.turn_id)
+            raise FailedPrecondition(f"turn {req.turn_id!r} {WITHDRAWN}")
         return result
+
+    def _left(self, turn_id: str) -> None:
+        self._arriving.pop(turn_id, None)
+        self._withdrawn.discard(turn_id)
 
     def _check_rate(self) -> None:
         wait = self._rate.admit(self._clock())
@@ -93,13 +115,10 @@ class Conversation(ChatState):
             return await self._start(req)
 
     def _check_access(self, user_id: str, *, creating: bool) -> None:
-        if self.chat is None:
-            if not creating:
-                raise NotFound(f"chat {self.chat_id!r} does not exist")
+        if self.chat is None and creating:
             return
-        if self.chat.user_id != user_id:
-            raise PermissionDenied(f"chat {self.chat_id!r} belongs to another user")
-        if self.chat.status is ChatStatus.ENDED:
+        chat = self._owned(user_id)
+        if chat.status is ChatStatus.ENDED:
             raise FailedPrecondition(f"chat {self.chat_id!r} has ended: start a new chat")
 
     async def _start(self, req: TurnRequest) -> TurnPlan | Recount:
@@ -169,6 +188,64 @@ class Conversation(ChatState):
     async def abort_turn(self, turn_id: str, partial: str, tokens: int, reason: str) -> TurnResult:
         """Free the chat after an LLM error or a cancel; a partial answer is kept, flagged."""
         return await self._end_turn(turn_id, partial, tokens, reason, MessageStatus.INTERRUPTED)
+
+    async def renew_turn(self, turn_id: str) -> None:
+        """The gateway is still streaming this turn's answer: restart its lease.
+
+        On a fresh activation (the one that began it died) the turn is taken over first, so that
+        its lease runs here and no queued turn begins under it.
+        """
+        if self._slot.renew(turn_id):
+            return
+        if self._slot.finished(turn_id):
+            self._slot.outcome(turn_id)  # FailedPrecondition if it expired: the gateway stops renewing
+            return
+        await self._adopt(turn_id)
+
+    async def withdraw_turn(self, turn_id: str) -> None:
+        """Its client left before the turn began: store nothing of it.
+
+        A begin still waiting for the slot stores nothing; one that already stored the user
+        message removes it again in one write (with the title it gave the chat). A withdraw that
+        arrives first is remembered, and the begin is refused when it comes.
+        """
+        await self._ensure_active()
+        if turn_id in self._arriving:
+            self._withdrawn.add(turn_id)
+            return
+        if self._slot.finished(turn_id):
+            return
+        if not self._slot.holds(turn_id):
+            try:
+                if await self._adopt(turn_id) is not None:
+                    return  # answered already: nothing to withdraw
+            except FailedPrecondition:
+                self._slot.remember(turn_id, WITHDRAWN)
+                return
+        await self._withdraw_held(turn_id)
+
+    async def _withdraw_held(self, turn_id: str) -> None:
+        assert self.chat is not None and self._slot.current is not None
+        plan = self._slot.current
+        try:
+            if plan.created:
+                await self._store.delete_chat(self.chat_id)
+                self._load(None, [])
+            else:
+                version = await self._store.write(
+                    self.chat_id,
+                    self.chat.version,
+                    remove=[plan.user_message_id],
+                    reset_title=self._titled_by == turn_id,
+                )
+                title = "" if self._titled_by == turn_id else self.chat.title
+                self.chat = replace(self.chat, version=version, title=title)
+                self._unadmit(plan.user_message_id)
+        except StaleState as exc:
+            self._forget_if_stale(exc)
+            self._slot.finish(turn_id, "was overtaken by another activation of the chat")
+            raise
+        self._slot.finish(turn_id, WITHDRAWN)
 
     async def _end_turn(
         self, turn_id: str, text: str, tokens: int, finish_reason: str, status: MessageStatus

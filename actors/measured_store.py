@@ -82,11 +82,20 @@ class MeasuredStore:
         erase: Sequence[int] = (),
         title: str | None = None,
         status: ChatStatus | None = None,
+        remove: Sequence[int] = (),
+        reset_title: bool = False,
     ) -> int:
         return await self._call(
             "write",
             lambda: self._inner.write(
-                chat_id, expected_version, append=append, erase=erase, title=title, status=status
+                chat_id,
+                expected_version,
+                append=append,
+                erase=erase,
+                title=title,
+                status=status,
+                remove=remove,
+                reset_title=reset_title,
             ),
             write=True,
         )

@@ -59,8 +59,15 @@ class ChatStore(Protocol):
         erase: Sequence[int] = (),
         title: str | None = None,
         status: ChatStatus | None = None,
+        remove: Sequence[int] = (),
+        reset_title: bool = False,
     ) -> int:
-        """Apply one change atomically and return the chat's new version."""
+        """Apply one change atomically and return the chat's new version.
+
+        `erase` flags messages out of the window (they stay listed as erased); `remove` deletes
+        messages outright (a withdrawn turn's); `title` is set only if the chat has none yet, and
+        `reset_title` clears it.
+        """
 
     async def delete_chat(self, chat_id: str) -> bool:
         """Delete a chat and its messages; False if there was none."""

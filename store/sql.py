@@ -205,12 +205,16 @@ class SqlChatStore:
         erase: Sequence[int] = (),
         title: str | None = None,
         status: ChatStatus | None = None,
+        remove: Sequence[int] = (),
+        reset_title: bool = False,
     ) -> int:
         sets = ["version = version + 1", "updated_at = %s"]
         args: list[Any] = [utcnow()]
         if title is not None:
             sets.append("title = CASE WHEN title = '' THEN %s ELSE title END")
             args.append(title)
+        if reset_title:
+            sets.append("title = ''")
         if status is not None:
             sets.append("status = %s")
             args.append(status.value)
@@ -227,6 +231,11 @@ class SqlChatStore:
                     "UPDATE messages SET erased = 1 WHERE chat_id = %s AND seq IN "
                     f"({', '.join(['%s'] * len(erase))})",
                     [chat_id, *erase],
+                )
+            if remove:
+                await tx.execute(
+                    f"DELETE FROM messages WHERE chat_id = %s AND seq IN ({', '.join(['%s'] * len(remove))})",
+                    [chat_id, *remove],
                 )
         return expected_version + 1
 
