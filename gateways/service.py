@@ -8,15 +8,19 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from contextlib import aclosing
+from functools import partial
 from typing import Any, TypeVar
 
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
 from actors.ratelimit import KeyedRateLimit
 from actors.registry import ChatRegistry
 from gateways import logs, paging
+from gateways.cache import LRU
 from gateways.events import TurnDelta, TurnEvent, TurnFinished, TurnStarted
 from gateways.ids import check_chat_id, check_user_id, new_chat_id
+from gateways.leases import Leases
 from gateways.llm import LLM, Delta, Finish
+from gateways.owners import Owners
 from gateways.params import ChatOverrides, apply_overrides, check_system_prompt
 from gateways.report import TurnReport
 from gateways.settings import Settings
@@ -26,8 +30,6 @@ from store.errors import (
     ChatServiceError,
     InvalidArgument,
     MessageTooLarge,
-    NotFound,
-    PermissionDenied,
     ResourceExhausted,
     StaleState,
     Unavailable,
@@ -38,6 +40,8 @@ T = TypeVar("T")
 log = logging.getLogger("chatservice.service")
 # How long the end of a turn is retried while the store is unreachable, before giving up.
 STORE_RETRY_SECONDS = 10.0
+# Chat openings (a system prompt and parameters, counted once) this gateway remembers.
+OPENINGS_CACHED = 64
 
 
 class ChatService:
@@ -48,10 +52,11 @@ class ChatService:
         self._registry = registry
         self._llm = llm
         self._store = store  # reads only: every write goes through the chat's actor
-        self._models: dict[str, str] = {}  # chat_id -> model; a chat's model never changes
-        self._openings: dict[tuple[str, ChatParams], NewChat] = {}
+        self._owners = Owners(store)
+        self._openings: LRU[tuple[str, ChatParams], NewChat] = LRU(OPENINGS_CACHED)
         self._background: set[asyncio.Task[object]] = set()
         self._user_turns = KeyedRateLimit(settings.user_turns_per_minute)
+        self._leases = Leases(registry.renew_turn, settings.turn_timeout_seconds)
 
     def check_content(self, content: str) -> str:
         if not content or not content.strip():
@@ -71,10 +76,11 @@ class ChatService:
             self._settings.initial_chat_message if o.system_prompt is None else o.system_prompt
         )
         key = (prompt, params)
-        if key not in self._openings:
+        known = self._openings.get(key)
+        if known is None:
             tokens = tokenizer_for(params.model).count_message("system", prompt) if prompt else 0
-            self._openings[key] = NewChat(params, prompt, tokens)
-        return self._openings[key]
+            known = self._openings.put(key, NewChat(params, prompt, tokens))
+        return known
 
     async def turn(
         self, user_id: str, chat_id: str | None, content: str, *, create_missing: bool = True
@@ -93,7 +99,12 @@ class ChatService:
             report.not_begun(exc)
             raise
         report.begun(plan, content)
-        yield TurnStarted(chat_id, plan.user_message_id, plan.created, plan.evicted, plan.window)
+        try:
+            yield TurnStarted(chat_id, plan.user_message_id, plan.created, plan.evicted, plan.window)
+        except BaseException:
+            self._spawn(self._abort(chat_id, plan, "", "cancelled"))  # closed at its start
+            report.cancelled()
+            raise
         parts: list[str] = []
         finish = Finish("stop")
         try:
@@ -150,9 +161,8 @@ class ChatService:
     async def _begin(
         self, user_id: str, chat_id: str, content: str, create_missing: bool, turn_id: str
     ) -> TurnPlan:
-        if not create_missing:
-            await self._owned(user_id, chat_id)
-        model = self._models.get(chat_id, self._settings.default_params.model)
+        known = await self._owners.check(user_id, chat_id, may_be_missing=create_missing)
+        model = known.model if known else self._settings.default_params.model
         create = self.new_chat() if create_missing else None
         for _ in range(3):
             tokens = tokenizer_for(model).count_message("user", content)
@@ -161,7 +171,8 @@ class ChatService:
             if isinstance(plan, Recount):
                 model = plan.model
                 continue
-            self._models[chat_id] = plan.params.model
+            self._owners.remember(chat_id, user_id, plan.params.model)
+            self._leases.keep(chat_id, plan.turn_id)
             return plan
         raise AssertionError(f"chat {chat_id}: model kept changing while counting")
 
@@ -170,18 +181,19 @@ class ChatService:
         try:
             return await asyncio.shield(call)
         except asyncio.CancelledError:
-            # The actor still begins the turn once it reaches the front of the chat's queue;
-            # give the slot back then, or the chat would wait for the turn lease to expire.
-            self._spawn(self._release_when_begun(chat_id, call))
+            # The client left before its turn began (it may be queued behind another one).
+            self._spawn(self._withdraw(chat_id, req.turn_id, call))
             raise
 
-    async def _release_when_begun(self, chat_id: str, call: asyncio.Future[TurnPlan | Recount]) -> None:
+    async def _withdraw(self, chat_id: str, turn_id: str, call: asyncio.Future[TurnPlan | Recount]) -> None:
+        """Store nothing of a turn whose client left before it began: the actor drops it."""
+        withdraw = partial(self._registry.withdraw_turn, chat_id, turn_id)
         try:
-            plan = await call
-        except ChatServiceError:
-            return
-        if isinstance(plan, TurnPlan):
-            await self._abort(chat_id, plan, "", "cancelled")
+            await _while_store_returns(withdraw)
+            if isinstance(await call, TurnPlan):
+                await _while_store_returns(withdraw)  # begun meanwhile on a new activation: undone
+        except ChatServiceError as exc:
+            log.warning("chat %s: could not withdraw turn %s: %s", chat_id, turn_id, exc)
 
     async def _complete(self, chat_id: str, plan: TurnPlan, reply: str, reason: str) -> TurnResult:
         tokens = tokenizer_for(plan.params.model).count_message("assistant", reply)
@@ -193,6 +205,8 @@ class ChatService:
             # Give the chat back (nothing more is written) rather than hold it for the lease.
             self._spawn(self._abort(chat_id, plan, "", "error"))
             raise
+        finally:
+            self._leases.release(plan.turn_id)
 
     async def _abort(self, chat_id: str, plan: TurnPlan, partial: str, reason: str) -> None:
         tokens = tokenizer_for(plan.params.model).count_message("assistant", partial) if partial else 0
@@ -203,6 +217,8 @@ class ChatService:
         except ChatServiceError as exc:
             # The turn lease frees the chat anyway; the client already has its error.
             log.warning("chat %s: could not abort turn %s: %s", chat_id, plan.turn_id, exc)
+        finally:
+            self._leases.release(plan.turn_id)
 
     def _finished(self, plan: TurnPlan, result: TurnResult, reply: str, finish: Finish) -> TurnFinished:
         completion = finish.completion_tokens
@@ -232,35 +248,21 @@ class ChatService:
         chat_id = check_chat_id(chat_id) if chat_id else new_chat_id()
         new = self.new_chat(overrides)
         await self._registry.create(chat_id, user_id, new)
-        self._models[chat_id] = new.params.model
+        self._owners.remember(chat_id, user_id, new.params.model)
         return await self._registry.describe(chat_id, user_id)
 
     async def get_chat(self, user_id: str, chat_id: str) -> tuple[ChatRecord, WindowInfo]:
-        await self._owned(check_user_id(user_id), check_chat_id(chat_id))
+        await self._owners.check(check_user_id(user_id), check_chat_id(chat_id))
         return await self._registry.describe(chat_id, user_id)
 
     async def end_chat(self, user_id: str, chat_id: str) -> ChatRecord:
-        await self._owned(check_user_id(user_id), check_chat_id(chat_id))
+        await self._owners.check(check_user_id(user_id), check_chat_id(chat_id))
         return await self._registry.end(chat_id, user_id)
 
     async def delete_chat(self, user_id: str, chat_id: str) -> None:
-        await self._owned(check_user_id(user_id), check_chat_id(chat_id))
+        await self._owners.check(check_user_id(user_id), check_chat_id(chat_id))
         await self._registry.delete(chat_id, user_id)
-        self._models.pop(chat_id, None)
-
-    async def _owned(self, user_id: str, chat_id: str, *, trust_cache: bool = True) -> None:
-        """Refuse an unknown chat, or another user's, before an actor is activated for it.
-
-        A chat this gateway has served is known to exist; its actor checks the owner itself.
-        """
-        if trust_cache and chat_id in self._models:
-            return
-        chat = await self._store.get_chat(chat_id)
-        if chat is None:
-            raise NotFound(f"chat {chat_id!r} does not exist")
-        if chat.user_id != user_id:
-            raise PermissionDenied(f"chat {chat_id!r} belongs to another user")
-        self._models[chat_id] = chat.params.model
+        self._owners.forget(chat_id)
 
     async def list_chats(
         self, user_id: str, page_size: int = 0, page_token: str = ""
@@ -284,7 +286,7 @@ class ChatService:
     ) -> tuple[list[MessageRecord], str]:
         """A page of a chat's messages in order (erased ones only if asked), and the next token."""
         # These reads bypass the actor, so the owner is checked here, always.
-        await self._owned(check_user_id(user_id), check_chat_id(chat_id), trust_cache=False)
+        await self._owners.check(check_user_id(user_id), check_chat_id(chat_id), trust_cache=False)
         size = paging.page_size(page_size, default=100, most=1000)
         after = paging.message_cursor(page_token)
         messages = await self._store.list_messages(
