@@ -39,7 +39,7 @@ class ChatRegistry:
     A chat with no live actor is admitted by the directory first (which may passivate idle
     chats to stay under the cap). A call that reaches a dead or passivating actor, or finds the
     directory restarting, is retried against a fresh activation with backoff for up to
-    `wait_seconds` (at least once): the client sees latency, not an error. Turn ids make that
+    `wait_seconds` after the first failure (at least once): the client sees latency, not an error. Turn ids make that
     safe (begin, complete, abort, renew and withdraw are idempotent).
     """
 
@@ -104,7 +104,9 @@ class ChatRegistry:
             self.directory.touch.remote(batch)  # fire and forget: only the LRU order depends on it
 
     async def call(self, chat_id: str, method: str, *args: Any) -> Any:
-        deadline = time.monotonic() + self._wait_seconds
+        # Counted from the first failure: an attempt that was slow (activating on a busy node)
+        # and then found its actor dead still gets the whole wait to recover.
+        deadline: float | None = None
         dead: str | None = None
         for attempt in itertools.count(1):
             try:
@@ -119,8 +121,9 @@ class ChatRegistry:
             except _Restarting as exc:
                 problem = Unavailable(str(exc))
             pause = _backoff(attempt)
+            deadline = deadline or time.monotonic() + self._wait_seconds
             if attempt > 1 and time.monotonic() + pause > deadline:
-                log.warning("chat %s: %s still failing after %d attempts", chat_id, method, attempt)
+                log.warning("chat %s: %s failed %d times: %s", chat_id, method, attempt, problem)
                 raise problem
             log.info("chat %s: actor unavailable during %s, retrying (attempt %d)", chat_id, method, attempt)
             await asyncio.sleep(pause)

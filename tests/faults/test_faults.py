@@ -89,7 +89,8 @@ async def kill_randomly(namespace: str, stop: asyncio.Event, every: float) -> in
 async def test_1_random_kills_of_conversation_actors(
     ray_session: str, fault_db: PrivateMariaDB, fault_llm: FakeLLM
 ) -> None:
-    env = serve_env(ray_session, fault_db, fault_llm)
+    # Clients wait up to a minute for a chat whose actor keeps dying (their own timeout is 90 s).
+    env = serve_env(ray_session, fault_db, fault_llm, ACTIVATION_WAIT_SECONDS="60")
     ids, ledger = chats("kill", 60), Ledger()
     with ServeProcess(env) as serve:
         async with Load(serve.url, TOKEN, "kills", ledger) as load:
