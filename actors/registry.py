@@ -39,8 +39,8 @@ class ChatRegistry:
     A chat with no live actor is admitted by the directory first (which may passivate idle
     chats to stay under the cap). A call that reaches a dead or passivating actor, or finds the
     directory restarting, is retried against a fresh activation with backoff for up to
-    `wait_seconds` after the first failure (at least once): the client sees latency, not an error. Turn ids make that
-    safe (begin, complete, abort, renew and withdraw are idempotent).
+    `wait_seconds` after the first failure (at least once): the client sees latency, not an
+    error. Turn ids make that safe (begin, complete, abort, renew and withdraw are idempotent).
     """
 
     def __init__(
