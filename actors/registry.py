@@ -28,8 +28,8 @@ MAX_RETRY_SECONDS = 1.0
 class _Gone(Exception):
     """The actor reached is dead or passivating (`dead`), or out of reach for a moment (not `dead`)."""
 
-    def __init__(self, dead: bool = True) -> None:
-        super().__init__()
+    def __init__(self, why: str, dead: bool = True) -> None:
+        super().__init__(why)
         self.dead = dead
 
 
@@ -117,15 +117,15 @@ class ChatRegistry:
                 if gone.dead:
                     self._handles.pop(chat_id, None)
                     dead = actor_id(handle)
-                problem: Exception = Unavailable("the conversation is restarting; retry shortly")
+                why, problem = str(gone), Unavailable("the conversation is restarting; retry shortly")
             except _Restarting as exc:
-                problem = Unavailable(str(exc))
+                why, problem = str(exc), Unavailable(str(exc))
             pause = _backoff(attempt)
             deadline = deadline or time.monotonic() + self._wait_seconds
             if attempt > 1 and time.monotonic() + pause > deadline:
-                log.warning("chat %s: %s failed %d times: %s", chat_id, method, attempt, problem)
+                log.warning("chat %s: %s failed %d times, last: %s", chat_id, method, attempt, why)
                 raise problem
-            log.info("chat %s: actor unavailable during %s, retrying (attempt %d)", chat_id, method, attempt)
+            log.info("chat %s: %s during %s, retrying (attempt %d)", chat_id, why, method, attempt)
             await asyncio.sleep(pause)
         raise AssertionError("unreachable")  # itertools.count never ends; mypy wants a return
 
@@ -196,15 +196,20 @@ async def _unwrap(ref: Any) -> Any:
     except RayTaskError as exc:
         cause = exc.cause
         if isinstance(cause, Passivating):
-            raise _Gone(dead=True) from None
+            raise _Gone("its actor is passivating") from None
         if isinstance(cause, ChatServiceError):
             raise cause from None
         log.error("a conversation call failed: %r", cause)
         raise Unavailable("the conversation failed unexpectedly; retry") from exc
-    except ActorDiedError:
-        raise _Gone(dead=True) from None
-    except ActorUnavailableError:
-        raise _Gone(dead=False) from None  # maybe alive: the same actor is tried again
+    except ActorDiedError as exc:
+        raise _Gone(f"its actor died ({_first_line(exc)})") from None
+    except ActorUnavailableError as exc:
+        # Maybe alive (a busy node): the same actor is tried again.
+        raise _Gone(f"its actor is out of reach ({_first_line(exc)})", dead=False) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
 
 def is_connected() -> bool:
