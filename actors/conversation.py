@@ -48,6 +48,7 @@ class Conversation(ChatOperations):
         self._slot = TurnSlot(turn_timeout, on_change=on_free)
         self._arriving: dict[str, asyncio.Future[TurnPlan | Recount]] = {}  # begins not yet answered
         self._withdrawn: set[str] = set()  # of those, the ones whose client left
+        self._waiting: dict[str, asyncio.Future[None]] = {}  # of those, the ones queued for the slot
         self._titled_by: str | None = None  # the held turn, if its message gave the chat its title
 
     @property
@@ -73,10 +74,7 @@ class Conversation(ChatOperations):
     async def _begin(self, req: TurnRequest) -> TurnPlan | Recount:
         self._check_access(req.user_id, creating=req.create is not None)
         self._check_rate()
-        await self._slot.acquire()
-        if req.turn_id in self._withdrawn:  # its client left while it waited: nothing is stored
-            self._slot.release()
-            raise FailedPrecondition(f"turn {req.turn_id!r} {WITHDRAWN}")
+        await self._queue(req.turn_id)
         titled = self.chat is not None and not self.chat.title
         try:
             result = await self._start_or_reload(req)
@@ -93,6 +91,21 @@ class Conversation(ChatOperations):
             await self._withdraw_held(req.turn_id)
             raise FailedPrecondition(f"turn {req.turn_id!r} {WITHDRAWN}")
         return result
+
+    async def _queue(self, turn_id: str) -> None:
+        """Wait for the slot; a turn withdrawn meanwhile leaves the queue at once, storing nothing."""
+        waiting = self._waiting[turn_id] = asyncio.ensure_future(self._slot.acquire())
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            if not waiting.cancelled() or turn_id not in self._withdrawn:
+                raise
+        finally:
+            del self._waiting[turn_id]
+        if turn_id in self._withdrawn:
+            if not waiting.cancelled():
+                self._slot.release()
+            raise FailedPrecondition(f"turn {turn_id!r} {WITHDRAWN}")
 
     def _left(self, turn_id: str) -> None:
         self._arriving.pop(turn_id, None)
@@ -213,6 +226,8 @@ class Conversation(ChatOperations):
         await self._ensure_active()
         if turn_id in self._arriving:
             self._withdrawn.add(turn_id)
+            if turn_id in self._waiting:
+                self._waiting[turn_id].cancel()
             return
         if self._slot.finished(turn_id):
             return

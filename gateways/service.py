@@ -190,8 +190,12 @@ class ChatService:
         withdraw = partial(self._registry.withdraw_turn, chat_id, turn_id)
         try:
             await _while_store_returns(withdraw)
-            if isinstance(await call, TurnPlan):
-                await _while_store_returns(withdraw)  # begun meanwhile on a new activation: undone
+            try:
+                begun = isinstance(await call, TurnPlan)
+            except ChatServiceError:
+                return  # refused as withdrawn (or failed): nothing of it is stored
+            if begun:  # it began before the withdraw reached it (on a new activation): undo it
+                await _while_store_returns(withdraw)
         except ChatServiceError as exc:
             log.warning("chat %s: could not withdraw turn %s: %s", chat_id, turn_id, exc)
 

@@ -47,9 +47,11 @@ async def test_queued_turns_withdrawn_by_their_clients_store_nothing(store: Chat
     await asyncio.sleep(0.1)  # all twenty wait for the slot
     for q in queued:
         await c.withdraw_turn(q.turn_id)
-    await c.complete_turn(first.turn_id, "re: first", 5, "stop")
+    # They leave the queue at once, while the first turn still holds the chat.
     for result in await asyncio.gather(*waiting, return_exceptions=True):
         assert isinstance(result, FailedPrecondition) and "withdrawn" in str(result)
+    assert c.busy
+    await c.complete_turn(first.turn_id, "re: first", 5, "stop")
     assert await stored(store, chat_id) == [
         (1, "system", "sys"),
         (2, "user", "first"),
