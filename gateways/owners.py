@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from gateways.cache import LRU
 from store.access import check_owner
 from store.base import ChatStore
+from store.errors import AlreadyExists
 
 # A chat's owner and model never change, so remembering them is safe; the bound keeps it small.
 CHATS_CACHED = 10_000
@@ -36,6 +37,11 @@ class Owners:
 
     def forget(self, chat_id: str) -> None:
         self._known.pop(chat_id)
+
+    async def refuse_taken(self, chat_id: str) -> None:
+        """AlreadyExists for a chat id in use (by anyone), answered from the store."""
+        if await self._store.get_chat(chat_id) is not None:
+            raise AlreadyExists(f"chat {chat_id!r} already exists")
 
     async def check(
         self, user_id: str, chat_id: str, *, trust_cache: bool = True, may_be_missing: bool = False

@@ -249,7 +249,9 @@ class ChatService:
     ) -> tuple[ChatRecord, WindowInfo]:
         """A new chat with the defaults or the given overrides; the id is generated unless given."""
         check_user_id(user_id)
-        chat_id = check_chat_id(chat_id) if chat_id else new_chat_id()
+        if chat_id:
+            await self._owners.refuse_taken(check_chat_id(chat_id))  # without waking its actor
+        chat_id = chat_id or new_chat_id()
         new = self.new_chat(overrides)
         await self._registry.create(chat_id, user_id, new)
         self._owners.remember(chat_id, user_id, new.params.model)

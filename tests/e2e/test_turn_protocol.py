@@ -251,6 +251,7 @@ async def foreign_grpc_calls(target: str, legacy: tuple[ModuleType, ModuleType],
     async with grpc.aio.insecure_channel(target) as channel:
         v1 = pb_grpc.ChatServiceStub(channel)
         calls = [
+            lambda: v1.CreateChat(pb.CreateChatRequest(user_id="mallory", chat_id=chat_id), metadata=AUTH),
             lambda: v1.GetChat(pb.GetChatRequest(user_id="mallory", chat_id=chat_id), metadata=AUTH),
             lambda: v1.EndChat(pb.EndChatRequest(user_id="mallory", chat_id=chat_id), metadata=AUTH),
             lambda: v1.DeleteChat(pb.DeleteChatRequest(user_id="mallory", chat_id=chat_id), metadata=AUTH),
@@ -306,9 +307,11 @@ async def test_another_users_requests_do_not_wake_the_owners_passivated_actor(
                     {"user_id": "mallory", "chat_id": chat_id, "user_message": "hi"},
                 ),
             ]
+            taken = await api.call("POST", api.chat_url("mallory"), {"chat_id": chat_id})
             codes = await foreign_grpc_calls(f"127.0.0.1:{serve.grpc_port}", original_proto, chat_id)
             assert live_actor_names(namespace) == []  # no request woke the owner's actor
             status, chat = await api.call("GET", api.chat_url("owner", chat_id))
     assert [s for s, _ in answers] == [403] * 6, answers
-    assert codes == [grpc.StatusCode.PERMISSION_DENIED] * 6
+    assert taken[0] == 409, taken  # creating a chat with the taken id: refused from the store
+    assert codes == [grpc.StatusCode.ALREADY_EXISTS] + [grpc.StatusCode.PERMISSION_DENIED] * 6
     assert status == 200 and chat["status"] == "active"  # and the owner's chat is untouched
