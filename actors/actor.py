@@ -150,6 +150,12 @@ class ConversationActor:
     async def abort_turn(self, turn_id: str, partial: str, tokens: int, reason: str) -> TurnResult:
         return await self._serve(self._conversation.abort_turn(turn_id, partial, tokens, reason))
 
+    async def renew_turn(self, turn_id: str) -> None:
+        return await self._serve(self._conversation.renew_turn(turn_id))
+
+    async def withdraw_turn(self, turn_id: str) -> None:
+        return await self._serve(self._conversation.withdraw_turn(turn_id))
+
     async def create(self, user_id: str, new: NewChat) -> ChatRecord:
         return await self._serve(self._conversation.create(user_id, new))
 

@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
+from actors.chatops import ChatOperations
+from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult
 from actors.ratelimit import RateLimit
-from actors.state import ChatState, chat_title, entry, scale_for
-from actors.turns import TurnSlot
+from actors.state import chat_title, entry, scale_for
+from actors.turns import WITHDRAWN, TurnSlot
 from actors.window import Window
 from store.base import ChatStore
 from store.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
-    NotFound,
-    PermissionDenied,
     ResourceExhausted,
     StaleState,
 )
 from store.records import ChatParams, ChatRecord, ChatStatus, MessageRecord, MessageStatus, Role
 
 
-class Conversation(ChatState):
+class Conversation(ChatOperations):
     """Holds a chat's window in memory and writes every change through before acknowledging it.
 
     Turns run one at a time in arrival order: begin_turn takes the chat's turn slot and
@@ -48,6 +48,10 @@ class Conversation(ChatState):
         self._rate = RateLimit(turns_per_minute)
         self._clock = clock
         self._slot = TurnSlot(turn_timeout, on_change=on_free)
+        self._arriving: dict[str, asyncio.Future[TurnPlan | Recount]] = {}  # begins not yet answered
+        self._withdrawn: set[str] = set()  # of those, the ones whose client left
+        self._waiting: dict[str, asyncio.Future[None]] = {}  # of those, the ones queued for the slot
+        self._titled_by: str | None = None  # the held turn, if its message gave the chat its title
 
     @property
     def busy(self) -> bool:
@@ -62,9 +66,18 @@ class Conversation(ChatState):
             return self._slot.current  # a retried begin after a lost reply
         if self._slot.finished(req.turn_id):
             raise FailedPrecondition(f"turn {req.turn_id!r} already finished")
+        arriving = self._arriving.get(req.turn_id)
+        if arriving is None:  # a retry of a begin still waiting here shares its outcome
+            arriving = asyncio.ensure_future(self._begin(req))
+            self._arriving[req.turn_id] = arriving
+            arriving.add_done_callback(lambda _: self._left(req.turn_id))
+        return await asyncio.shield(arriving)
+
+    async def _begin(self, req: TurnRequest) -> TurnPlan | Recount:
         self._check_access(req.user_id, creating=req.create is not None)
         self._check_rate()
-        await self._slot.acquire()
+        await self._queue(req.turn_id)
+        titled = self.chat is not None and not self.chat.title
         try:
             result = await self._start_or_reload(req)
         except BaseException as exc:
@@ -75,7 +88,30 @@ class Conversation(ChatState):
             self._slot.release()
             return result
         self._slot.hold(result)
+        self._titled_by = req.turn_id if titled or result.created else None
+        if req.turn_id in self._withdrawn:  # its client left while its message was being stored
+            await self._withdraw_held(req.turn_id)
+            raise FailedPrecondition(f"turn {req.turn_id!r} {WITHDRAWN}")
         return result
+
+    async def _queue(self, turn_id: str) -> None:
+        """Wait for the slot; a turn withdrawn meanwhile leaves the queue at once, storing nothing."""
+        waiting = self._waiting[turn_id] = asyncio.ensure_future(self._slot.acquire())
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            if not waiting.cancelled() or turn_id not in self._withdrawn:
+                raise
+        finally:
+            del self._waiting[turn_id]
+        if turn_id in self._withdrawn:
+            if not waiting.cancelled():
+                self._slot.release()
+            raise FailedPrecondition(f"turn {turn_id!r} {WITHDRAWN}")
+
+    def _left(self, turn_id: str) -> None:
+        self._arriving.pop(turn_id, None)
+        self._withdrawn.discard(turn_id)
 
     def _check_rate(self) -> None:
         wait = self._rate.admit(self._clock())
@@ -95,13 +131,10 @@ class Conversation(ChatState):
             return await self._start(req)
 
     def _check_access(self, user_id: str, *, creating: bool) -> None:
-        if self.chat is None:
-            if not creating:
-                raise NotFound(f"chat {self.chat_id!r} does not exist")
+        if self.chat is None and creating:
             return
-        if self.chat.user_id != user_id:
-            raise PermissionDenied(f"chat {self.chat_id!r} belongs to another user")
-        if self.chat.status is ChatStatus.ENDED:
+        chat = self._owned(user_id)
+        if chat.status is ChatStatus.ENDED:
             raise FailedPrecondition(f"chat {self.chat_id!r} has ended: start a new chat")
 
     async def _start(self, req: TurnRequest) -> TurnPlan | Recount:
@@ -206,6 +239,67 @@ class Conversation(ChatState):
         """Free the chat after an LLM error or a cancel; a partial answer is kept, flagged."""
         return await self._end_turn(turn_id, partial, tokens, reason, MessageStatus.INTERRUPTED)
 
+    async def renew_turn(self, turn_id: str) -> None:
+        """The gateway is still streaming this turn's answer: restart its lease.
+
+        On a fresh activation (the one that began it died) the turn is taken over first, so that
+        its lease runs here and no queued turn begins under it.
+        """
+        if self._slot.renew(turn_id):
+            return
+        if self._slot.finished(turn_id):
+            self._slot.outcome(turn_id)  # FailedPrecondition if it expired: the gateway stops renewing
+            return
+        await self._adopt(turn_id)
+
+    async def withdraw_turn(self, turn_id: str) -> None:
+        """Its client left before the turn began: store nothing of it.
+
+        A begin still waiting for the slot stores nothing; one that already stored the user
+        message removes it again in one write (with the title it gave the chat). A withdraw that
+        arrives first is remembered, and the begin is refused when it comes.
+        """
+        await self._ensure_active()
+        if turn_id in self._arriving:
+            self._withdrawn.add(turn_id)
+            if turn_id in self._waiting:
+                self._waiting[turn_id].cancel()
+            return
+        if self._slot.finished(turn_id):
+            return
+        if not self._slot.holds(turn_id):
+            try:
+                if await self._adopt(turn_id) is not None:
+                    return  # answered already: nothing to withdraw
+            except FailedPrecondition:
+                self._slot.remember(turn_id, WITHDRAWN)
+                return
+        await self._withdraw_held(turn_id)
+
+    async def _withdraw_held(self, turn_id: str) -> None:
+        assert self.chat is not None and self._slot.current is not None
+        plan = self._slot.current
+        try:
+            if plan.created:
+                await self._store.delete_chat(self.chat_id)
+                self._load(None, [])
+            else:
+                version = await self._store.write(
+                    self.chat_id,
+                    self.chat.version,
+                    remove=[plan.user_message_id],
+                    rename="" if self._titled_by == turn_id else None,
+                )
+                title = "" if self._titled_by == turn_id else self.chat.title
+                leaf = self._records[plan.user_message_id].parent_seq
+                self.chat = replace(self.chat, version=version, title=title, active_leaf=leaf)
+                self._unadmit(plan.user_message_id)
+        except StaleState as exc:
+            self._forget_if_stale(exc)
+            self._slot.finish(turn_id, "was overtaken by another activation of the chat")
+            raise
+        self._slot.finish(turn_id, WITHDRAWN)
+
     async def _end_turn(
         self, turn_id: str, text: str, tokens: int, finish_reason: str, status: MessageStatus
     ) -> TurnResult:
@@ -294,56 +388,6 @@ class Conversation(ChatState):
             )
         self._slot.hold(plan)
         return None
-
-    # -- the chat itself -------------------------------------------------------------------
-
-    async def create(self, user_id: str, new: NewChat) -> ChatRecord:
-        """Create the chat with no turn yet; AlreadyExists if the id is taken."""
-        async with self._slot:
-            await self._ensure_active()
-            if self.chat is not None:
-                raise AlreadyExists(f"chat {self.chat_id!r} already exists")
-            first = self._opening(new)
-            leaf = first[-1].seq if first else None
-            chat = ChatRecord(id=self.chat_id, user_id=user_id, params=new.params, active_leaf=leaf)
-            try:
-                await self._store.create_chat(chat, first)
-            except AlreadyExists:
-                self._active = False
-                raise
-            self._load(chat, first)
-            return chat
-
-    async def describe(self, user_id: str) -> tuple[ChatRecord, WindowInfo]:
-        """The chat and its window, for its owner."""
-        await self._ensure_active()
-        chat = self._owned(user_id)
-        return chat, self.window_info()
-
-    async def end(self, user_id: str) -> ChatRecord:
-        """Mark the chat ended (after any running turn); further turns fail."""
-        await self._ensure_active()
-        self._owned(user_id)
-        async with self._slot:
-            chat = self._owned(user_id)
-            if chat.status is ChatStatus.ENDED:
-                return chat
-            try:
-                version = await self._store.write(self.chat_id, chat.version, status=ChatStatus.ENDED)
-            except StaleState as exc:
-                self._forget_if_stale(exc)
-                raise
-            self.chat = replace(chat, version=version, status=ChatStatus.ENDED)
-            return self.chat
-
-    async def delete(self, user_id: str) -> None:
-        """Delete the chat and all its messages (after any running turn)."""
-        await self._ensure_active()
-        self._owned(user_id)
-        async with self._slot:
-            self._owned(user_id)
-            await self._store.delete_chat(self.chat_id)
-            self._load(None, [])
 
 
 def _scale(req: TurnRequest, params: ChatParams) -> float:

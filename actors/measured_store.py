@@ -121,6 +121,7 @@ class MeasuredStore:
         status: ChatStatus | None = None,
         active_leaf: int | None = None,
         rename: str | None = None,
+        remove: Sequence[int] = (),
     ) -> int:
         return await self._call(
             "write",
@@ -133,6 +134,7 @@ class MeasuredStore:
                 status=status,
                 active_leaf=active_leaf,
                 rename=rename,
+                remove=remove,
             ),
             write=True,
         )

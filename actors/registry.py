@@ -1,9 +1,12 @@
-"""chat_id -> conversation actor: admission by the directory, cached handles, one retry on a dead actor."""
+"""chat_id -> conversation actor: admission by the directory, cached handles, retries on a dead actor."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import random
+import time
 from collections import OrderedDict
 from typing import Any, cast
 
@@ -17,20 +20,27 @@ from store.errors import ChatServiceError, Passivating, Unavailable
 from store.records import ChatRecord, MessageRecord
 
 log = logging.getLogger("chatservice.registry")
-_GONE = (ActorDiedError, ActorUnavailableError)
 TOUCH_SECONDS = 1.0  # how often use is reported to the directory, in one batch
+FIRST_RETRY_SECONDS = 0.05  # the pause before the first retry; it doubles up to MAX_RETRY_SECONDS
+MAX_RETRY_SECONDS = 1.0
 
 
 class _Gone(Exception):
-    """The actor reached is dead or passivating."""
+    """The actor reached is dead or passivating (`dead`), or out of reach for a moment (not `dead`)."""
+
+    def __init__(self, why: str, dead: bool = True) -> None:
+        super().__init__(why)
+        self.dead = dead
 
 
 class ChatRegistry:
     """Routes calls to `chat:<chat_id>` actors in namespace `chatservice`, from any node.
 
     A chat with no live actor is admitted by the directory first (which may passivate idle
-    chats to stay under the cap). A call that reaches a dead or passivating actor is retried
-    once against a fresh activation; turn ids make that safe (begin/complete are idempotent).
+    chats to stay under the cap). A call that reaches a dead or passivating actor, or finds the
+    directory restarting, is retried against a fresh activation with backoff for up to
+    `wait_seconds` after the first failure (at least once): the client sees latency, not an
+    error. Turn ids make that safe (begin, complete, abort, renew and withdraw are idempotent).
     """
 
     def __init__(
@@ -46,6 +56,7 @@ class ChatRegistry:
             config.namespace, cap_per_node, wait_seconds, evict_grace_seconds
         )
         self._cache_size = cache_size
+        self._wait_seconds = wait_seconds
         self._handles: OrderedDict[str, Any] = OrderedDict()
         self._directory: Any = None
         self._touched: dict[str, None] = {}  # in order of last use, oldest first
@@ -71,7 +82,9 @@ class ChatRegistry:
         try:
             handle = await _unwrap(self.directory.admit.remote(chat_id, self._config, dead))
         except _Gone:
-            raise Unavailable("the chat directory is restarting; retry shortly") from None
+            raise _Restarting("the chat directory is restarting; retry shortly") from None
+        except Unavailable as exc:  # the directory could not activate it yet (an old actor lingers)
+            raise _Restarting(str(exc)) from None
         self._handles[chat_id] = handle
         self._handles.move_to_end(chat_id)
         while len(self._handles) > self._cache_size:
@@ -91,17 +104,30 @@ class ChatRegistry:
             self.directory.touch.remote(batch)  # fire and forget: only the LRU order depends on it
 
     async def call(self, chat_id: str, method: str, *args: Any) -> Any:
-        dead = None
-        for attempt in (1, 2):
-            handle = await self._handle(chat_id, dead)
+        # Counted from the first failure: an attempt that was slow (activating on a busy node)
+        # and then found its actor dead still gets the whole wait to recover.
+        deadline: float | None = None
+        dead: str | None = None
+        for attempt in itertools.count(1):
             try:
+                handle = await self._handle(chat_id, dead)
+                dead = None
                 return await _unwrap(getattr(handle, method).remote(*args))
-            except _Gone:
-                self._handles.pop(chat_id, None)
-                dead = actor_id(handle)
-                if attempt == 1:
-                    log.info("chat %s: actor gone during %s, re-activating", chat_id, method)
-        raise Unavailable("the conversation is restarting; retry shortly")
+            except _Gone as gone:
+                if gone.dead:
+                    self._handles.pop(chat_id, None)
+                    dead = actor_id(handle)
+                why, problem = str(gone), Unavailable("the conversation is restarting; retry shortly")
+            except _Restarting as exc:
+                why, problem = str(exc), Unavailable(str(exc))
+            pause = _backoff(attempt)
+            deadline = deadline or time.monotonic() + self._wait_seconds
+            if attempt > 1 and time.monotonic() + pause > deadline:
+                log.warning("chat %s: %s failed %d times, last: %s", chat_id, method, attempt, why)
+                raise problem
+            log.info("chat %s: %s during %s, retrying (attempt %d)", chat_id, why, method, attempt)
+            await asyncio.sleep(pause)
+        raise AssertionError("unreachable")  # itertools.count never ends; mypy wants a return
 
     def forget(self, chat_id: str) -> None:
         self._handles.pop(chat_id, None)
@@ -144,6 +170,12 @@ class ChatRegistry:
     ) -> TurnResult:
         return cast(TurnResult, await self.call(chat_id, "abort_turn", turn_id, partial, tokens, reason))
 
+    async def renew_turn(self, chat_id: str, turn_id: str) -> None:
+        await self.call(chat_id, "renew_turn", turn_id)
+
+    async def withdraw_turn(self, chat_id: str, turn_id: str) -> None:
+        await self.call(chat_id, "withdraw_turn", turn_id)
+
     async def create(self, chat_id: str, user_id: str, new: NewChat) -> ChatRecord:
         return cast(ChatRecord, await self.call(chat_id, "create", user_id, new))
 
@@ -160,6 +192,15 @@ class ChatRegistry:
         return cast(list[MessageRecord], await self.call(chat_id, "window_messages"))
 
 
+class _Restarting(Exception):
+    """The directory could not hand out an activation just now."""
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential, with jitter so that the callers of one dead actor do not retry in step."""
+    return min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
 async def _unwrap(ref: Any) -> Any:
     """Await a Ray call: our errors come back as themselves, a dead actor as _Gone."""
     try:
@@ -167,14 +208,21 @@ async def _unwrap(ref: Any) -> Any:
     except RayTaskError as exc:
         cause = exc.cause
         if isinstance(cause, Passivating):
-            raise _Gone from None
+            raise _Gone("its actor is passivating") from None
         if isinstance(cause, ChatServiceError):
             raise cause from None
         # The type only: the message of an unexpected error may quote the chat's text.
         log.error("a conversation call failed: %s", type(cause).__name__)
         raise Unavailable("the conversation failed unexpectedly; retry") from exc
-    except _GONE:
-        raise _Gone from None
+    except ActorDiedError as exc:
+        raise _Gone(f"its actor died ({_first_line(exc)})") from None
+    except ActorUnavailableError as exc:
+        # Maybe alive (a busy node): the same actor is tried again.
+        raise _Gone(f"its actor is out of reach ({_first_line(exc)})", dead=False) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
 
 def is_connected() -> bool:

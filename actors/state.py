@@ -9,8 +9,9 @@ from dataclasses import replace
 
 from actors.protocol import NewChat, TurnPlan, WindowInfo
 from actors.window import Entry, Window, WindowError
+from store.access import check_owner
 from store.base import ChatStore
-from store.errors import MessageTooLarge, NotFound, PermissionDenied, StaleState
+from store.errors import MessageTooLarge, NotFound, StaleState
 from store.records import ChatRecord, MessageRecord, MessageStatus, Role
 
 TITLE_CHARS = 80
@@ -177,11 +178,15 @@ class ChatState:
             self._records.pop(seq, None)
         self._records.update((m.seq, m) for m in added)
 
+    def _unadmit(self, seq: int) -> None:
+        """Take a message back out of the window (its turn was withdrawn and it is removed)."""
+        assert self.window is not None
+        self.window.apply([seq])
+        self._records.pop(seq, None)
+
     def _owned(self, user_id: str) -> ChatRecord:
-        if self.chat is None:
-            raise NotFound(f"chat {self.chat_id!r} does not exist")
-        if self.chat.user_id != user_id:
-            raise PermissionDenied(f"chat {self.chat_id!r} belongs to another user")
+        check_owner(self.chat_id, self.chat.user_id if self.chat else None, user_id)
+        assert self.chat is not None
         return self.chat
 
 

@@ -10,6 +10,7 @@ from actors.protocol import TurnPlan, TurnResult
 from store.errors import FailedPrecondition
 
 REMEMBERED_TURNS = 64
+WITHDRAWN = "was withdrawn (its client left before it began)"
 
 
 class TurnSlot:
@@ -50,7 +51,19 @@ class TurnSlot:
     def hold(self, plan: TurnPlan) -> None:
         """The slot, already acquired, now holds this turn until it finishes or its lease expires."""
         self.current = plan
-        self._lease = asyncio.get_running_loop().call_later(self._lease_seconds, self._expire, plan.turn_id)
+        self._arm(plan.turn_id)
+
+    def renew(self, turn_id: str) -> bool:
+        """Restart the held turn's lease (its gateway is still at work); False if it is not held."""
+        if not self.holds(turn_id):
+            return False
+        self._arm(turn_id)
+        return True
+
+    def _arm(self, turn_id: str) -> None:
+        if self._lease is not None:
+            self._lease.cancel()
+        self._lease = asyncio.get_running_loop().call_later(self._lease_seconds, self._expire, turn_id)
 
     def holds(self, turn_id: str) -> bool:
         return self.current is not None and self.current.turn_id == turn_id
@@ -70,10 +83,14 @@ class TurnSlot:
         if self._lease is not None:
             self._lease.cancel()
         self.current, self._lease = None, None
+        self.remember(turn_id, outcome)
+        self.release()
+
+    def remember(self, turn_id: str, outcome: TurnResult | str) -> None:
+        """Record how a turn ended (also one that never held the slot), for its retries."""
         self._outcomes[turn_id] = outcome
         while len(self._outcomes) > REMEMBERED_TURNS:
             self._outcomes.popitem(last=False)
-        self.release()
 
     def _expire(self, turn_id: str) -> None:
         if self.holds(turn_id):

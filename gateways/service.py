@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from contextlib import aclosing
 from dataclasses import replace
+from functools import partial
 from typing import Any, TypeVar
 
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
@@ -16,11 +17,14 @@ from actors.ratelimit import KeyedRateLimit
 from actors.registry import ChatRegistry
 from gateways import logs, paging
 from gateways.answering import Answering
+from gateways.cache import LRU
 from gateways.calibration import Calibration
 from gateways.counting import TokenCounter
 from gateways.events import TurnDelta, TurnEvent, TurnStarted
 from gateways.ids import check_chat_id, check_new_chat_id, check_user_id, new_chat_id
+from gateways.leases import Leases
 from gateways.llm import LLM, Delta, Finish
+from gateways.owners import Owners
 from gateways.params import ChatOverrides, apply_overrides, check_system_prompt
 from gateways.report import TurnReport
 from gateways.settings import Settings
@@ -30,8 +34,6 @@ from store.errors import (
     ChatServiceError,
     InvalidArgument,
     MessageTooLarge,
-    NotFound,
-    PermissionDenied,
     ResourceExhausted,
     StaleState,
     Unavailable,
@@ -42,6 +44,8 @@ T = TypeVar("T")
 log = logging.getLogger("chatservice.service")
 # How long the end of a turn is retried while the store is unreachable, before giving up.
 STORE_RETRY_SECONDS = 10.0
+# Chat openings (a system prompt and parameters, counted once) this gateway remembers.
+OPENINGS_CACHED = 64
 
 
 class ChatService:
@@ -61,10 +65,11 @@ class ChatService:
         self._store = store  # reads only: every write goes through the chat's actor
         self.counter = counter or TokenCounter()
         self._answering = Answering(llm, registry, Calibration(), self.counter)
-        self._models: dict[str, str] = {}  # chat_id -> model; a chat's model never changes
-        self._openings: dict[tuple[str, ChatParams], NewChat] = {}
+        self._owners = Owners(store)
+        self._openings: LRU[tuple[str, ChatParams], NewChat] = LRU(OPENINGS_CACHED)
         self._background: set[asyncio.Task[object]] = set()
         self._user_turns = KeyedRateLimit(settings.user_turns_per_minute)
+        self._leases = Leases(registry.renew_turn, settings.turn_timeout_seconds)
 
     def check_content(self, content: str) -> str:
         if not shows_something(content):  # also zero-width spaces, joiners, BOMs and the like alone
@@ -85,10 +90,11 @@ class ChatService:
             self._settings.initial_chat_message if o.system_prompt is None else o.system_prompt
         )
         key = (prompt, params)
-        if key not in self._openings:
+        known = self._openings.get(key)
+        if known is None:
             tokens = await self.counter.message(params.model, "system", prompt) if prompt else 0
-            self._openings[key] = NewChat(params, prompt, tokens)
-        return self._openings[key]
+            known = self._openings.put(key, NewChat(params, prompt, tokens))
+        return known
 
     async def turn(
         self,
@@ -117,7 +123,12 @@ class ChatService:
             report.not_begun(exc)
             raise
         report.begun(plan, content)
-        yield TurnStarted(chat_id, plan.user_message_id, plan.created, plan.evicted, plan.window)
+        try:
+            yield TurnStarted(chat_id, plan.user_message_id, plan.created, plan.evicted, plan.window)
+        except BaseException:
+            self._spawn(self._abort(chat_id, plan, "", "cancelled"))  # closed at its start
+            report.cancelled()
+            raise
         parts: list[str] = []
         finish = Finish("stop")
         try:
@@ -182,9 +193,8 @@ class ChatService:
     async def _begin(
         self, user_id: str, chat_id: str, content: str, create_missing: bool, turn_id: str
     ) -> TurnPlan:
-        if not create_missing:
-            await self._owned(user_id, chat_id)
-        model = self._models.get(chat_id, self._settings.default_params.model)
+        known = await self._owners.check(user_id, chat_id, may_be_missing=create_missing)
+        model = known.model if known else self._settings.default_params.model
         create = await self.new_chat() if create_missing else None
         learned = self._answering.calibration
         for _ in range(3):
@@ -195,7 +205,8 @@ class ChatService:
             if isinstance(plan, Recount):
                 model = plan.model
                 continue
-            self._models[chat_id] = plan.params.model
+            self._owners.remember(chat_id, user_id, plan.params.model)
+            self._leases.keep(chat_id, plan.turn_id)
             return plan
         raise AssertionError(f"chat {chat_id}: model kept changing while counting")
 
@@ -204,18 +215,23 @@ class ChatService:
         try:
             return await asyncio.shield(call)
         except asyncio.CancelledError:
-            # The actor still begins the turn once it reaches the front of the chat's queue;
-            # give the slot back then, or the chat would wait for the turn lease to expire.
-            self._spawn(self._release_when_begun(chat_id, call))
+            # The client left before its turn began (it may be queued behind another one).
+            self._spawn(self._withdraw(chat_id, req.turn_id, call))
             raise
 
-    async def _release_when_begun(self, chat_id: str, call: asyncio.Future[TurnPlan | Recount]) -> None:
+    async def _withdraw(self, chat_id: str, turn_id: str, call: asyncio.Future[TurnPlan | Recount]) -> None:
+        """Store nothing of a turn whose client left before it began: the actor drops it."""
+        withdraw = partial(self._registry.withdraw_turn, chat_id, turn_id)
         try:
-            plan = await call
-        except ChatServiceError:
-            return
-        if isinstance(plan, TurnPlan):
-            await self._abort(chat_id, plan, "", "cancelled")
+            await _while_store_returns(withdraw)
+            try:
+                begun = isinstance(await call, TurnPlan)
+            except ChatServiceError:
+                return  # refused as withdrawn (or failed): nothing of it is stored
+            if begun:  # it began before the withdraw reached it (on a new activation): undo it
+                await _while_store_returns(withdraw)
+        except ChatServiceError as exc:
+            log.warning("chat %s: could not withdraw turn %s: %s", chat_id, turn_id, exc)
 
     async def _complete(
         self, chat_id: str, plan: TurnPlan, reply: str, finish: Finish
@@ -232,6 +248,8 @@ class ChatService:
             # Give the chat back (nothing more is written) rather than hold it for the lease.
             self._spawn(self._abort(chat_id, plan, "", "error"))
             raise
+        finally:
+            self._leases.release(plan.turn_id)
 
     async def _abort(self, chat_id: str, plan: TurnPlan, partial: str, reason: str) -> None:
         tokens = await self.counter.message(plan.params.model, "assistant", partial) if partial else 0
@@ -242,6 +260,8 @@ class ChatService:
         except ChatServiceError as exc:
             # The turn lease frees the chat anyway; the client already has its error.
             log.warning("chat %s: could not abort turn %s: %s", chat_id, plan.turn_id, exc.code)
+        finally:
+            self._leases.release(plan.turn_id)
 
     def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
         task = asyncio.ensure_future(work)
@@ -263,14 +283,16 @@ class ChatService:
     ) -> tuple[ChatRecord, WindowInfo]:
         """A new chat with the defaults or the given overrides; the id is generated unless given."""
         check_user_id(user_id)
-        chat_id = check_new_chat_id(chat_id) if chat_id else new_chat_id()
+        if chat_id:
+            await self._owners.refuse_taken(check_new_chat_id(chat_id))  # without waking its actor
+        chat_id = chat_id or new_chat_id()
         new = await self.new_chat(overrides)
         await self._registry.create(chat_id, user_id, new)
-        self._models[chat_id] = new.params.model
+        self._owners.remember(chat_id, user_id, new.params.model)
         return self._shown(*await self._registry.describe(chat_id, user_id))
 
     async def get_chat(self, user_id: str, chat_id: str) -> tuple[ChatRecord, WindowInfo]:
-        await self._owned(check_user_id(user_id), check_chat_id(chat_id))
+        await self._owners.check(check_user_id(user_id), check_chat_id(chat_id))
         return self._shown(*await self._registry.describe(chat_id, user_id))
 
     def _shown(self, record: ChatRecord, window: WindowInfo) -> tuple[ChatRecord, WindowInfo]:
@@ -280,27 +302,13 @@ class ChatService:
         return record, window
 
     async def end_chat(self, user_id: str, chat_id: str) -> ChatRecord:
-        await self._owned(check_user_id(user_id), check_chat_id(chat_id))
+        await self._owners.check(check_user_id(user_id), check_chat_id(chat_id))
         return await self._registry.end(chat_id, user_id)
 
     async def delete_chat(self, user_id: str, chat_id: str) -> None:
-        await self._owned(check_user_id(user_id), check_chat_id(chat_id))
+        await self._owners.check(check_user_id(user_id), check_chat_id(chat_id))
         await self._registry.delete(chat_id, user_id)
-        self._models.pop(chat_id, None)
-
-    async def _owned(self, user_id: str, chat_id: str, *, trust_cache: bool = True) -> None:
-        """Refuse an unknown chat, or another user's, before an actor is activated for it.
-
-        A chat this gateway has served is known to exist; its actor checks the owner itself.
-        """
-        if trust_cache and chat_id in self._models:
-            return
-        chat = await self._store.get_chat(chat_id)
-        if chat is None:
-            raise NotFound(f"chat {chat_id!r} does not exist")
-        if chat.user_id != user_id:
-            raise PermissionDenied(f"chat {chat_id!r} belongs to another user")
-        self._models[chat_id] = chat.params.model
+        self._owners.forget(chat_id)
 
     async def list_chats(
         self, user_id: str, page_size: int = 0, page_token: str = ""
@@ -324,7 +332,7 @@ class ChatService:
     ) -> tuple[list[MessageRecord], str]:
         """A page of a chat's messages in order (erased ones only if asked), and the next token."""
         # These reads bypass the actor, so the owner is checked here, always.
-        await self._owned(check_user_id(user_id), check_chat_id(chat_id), trust_cache=False)
+        await self._owners.check(check_user_id(user_id), check_chat_id(chat_id), trust_cache=False)
         size = paging.page_size(page_size, default=100, most=1000)
         after = paging.message_cursor(page_token)
         messages = await self._store.list_messages(

@@ -73,8 +73,17 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "(half the node's memory / 64 MiB)",
         "live conversation actors per Ray node; least recently used idle ones passivate beyond",
     ),
-    EnvVar("ACTIVATION_WAIT_SECONDS", "10", "with every live chat busy, a new one waits this long for room"),
-    EnvVar("TURN_TIMEOUT_SECONDS", "300", "a turn whose gateway vanished frees its chat after this long"),
+    EnvVar(
+        "ACTIVATION_WAIT_SECONDS",
+        "10",
+        "with every live chat busy, a new one waits this long for room; a chat whose actor died "
+        "is re-activated for this long before the client gets an error",
+    ),
+    EnvVar(
+        "TURN_TIMEOUT_SECONDS",
+        "300",
+        "a turn whose gateway vanished frees its chat after this long (a streaming turn renews it)",
+    ),
     EnvVar("CHAT_TURNS_PER_MINUTE", "30", "turns one chat may begin per minute (0 = no limit)"),
     EnvVar("USER_TURNS_PER_MINUTE", "120", "turns one user may begin per minute, per gateway (0 = no limit)"),
     EnvVar("LLM_TIMEOUT_SECONDS", "60", "an LLM request that sends nothing for this long fails"),

@@ -107,13 +107,16 @@ class ChatStore(Protocol):
         status: ChatStatus | None = None,
         active_leaf: int | None = None,
         rename: str | None = None,
+        remove: Sequence[int] = (),
     ) -> int:
         """Apply one change atomically and return the chat's new version.
 
-        `title` is set only if the chat has none yet; `rename` replaces the title. `active_leaf`
-        becomes the chat's active leaf (by default the last appended message; unchanged without
-        one). Appended messages' parents and the active leaf must be messages of the chat
-        (InvalidArgument otherwise, with nothing written).
+        `title` is set only if the chat has none yet; `rename` replaces the title (`""` clears
+        it). `active_leaf` becomes the chat's active leaf (by default the last appended message;
+        unchanged without one). Appended messages' parents and the active leaf must be messages of
+        the chat (InvalidArgument otherwise, with nothing written). `erase` flags messages out of
+        the window (they stay listed as erased); `remove` deletes messages outright (a withdrawn
+        turn's), and an active leaf removed moves up to the nearest parent that stays.
         """
 
     async def delete_chat(self, chat_id: str) -> bool:

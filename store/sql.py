@@ -152,6 +152,7 @@ class SqlChatStore:
         status: ChatStatus | None = None,
         active_leaf: int | None = None,
         rename: str | None = None,
+        remove: Sequence[int] = (),
     ) -> int:
         leaf = active_leaf if active_leaf is not None else (append[-1].seq if append else None)
         wanted = tree.needed(chat_id, append, leaf)  # InvalidArgument before anything is sent
@@ -163,6 +164,9 @@ class SqlChatStore:
                 await tree.owner_and_missing(tx, chat_id, wanted) if keyed or wanted else ("", set())
             )
             sets, args = _chat_changes(title, rename, status, leaf, owner or "")
+            if remove and active_leaf is None and not append:
+                sets.append("active_leaf = %s")
+                args.append(await tree.leaf_after_removal(tx, chat_id, remove))
             changed = await tx.execute(
                 f"UPDATE chats SET {', '.join(sets)} WHERE id = %s AND version = %s",
                 [*args, chat_id, expected_version],
@@ -177,6 +181,11 @@ class SqlChatStore:
                     "UPDATE messages SET erased = 1 WHERE chat_id = %s"
                     f" AND seq IN ({placeholders(len(erase))})",
                     [chat_id, *erase],
+                )
+            if remove:
+                await tx.execute(
+                    f"DELETE FROM messages WHERE chat_id = %s AND seq IN ({placeholders(len(remove))})",
+                    [chat_id, *remove],
                 )
         return expected_version + 1
 

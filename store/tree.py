@@ -157,3 +157,21 @@ async def _must_hold(tx: Transaction, chat_id: str, seq: int) -> None:
     rows = await tx.fetchall("SELECT 1 FROM messages WHERE chat_id = %s AND seq = %s", [chat_id, seq])
     if not rows:
         raise NotFound(f"chat {chat_id!r} has no message {seq}")
+
+
+async def leaf_after_removal(tx: Transaction, chat_id: str, removed: Sequence[int]) -> int | None:
+    """The chat's active leaf once `removed` are deleted: it moves up past every removed message."""
+    rows = await tx.fetchall("SELECT active_leaf FROM chats WHERE id = %s", (chat_id,))
+    leaf = rows[0][0] if rows else None
+    gone = set(removed)
+    if leaf is None or int(leaf) not in gone:
+        return None if leaf is None else int(leaf)
+    rows = await tx.fetchall(
+        f"SELECT seq, parent_seq FROM messages WHERE chat_id = %s AND seq IN ({placeholders(len(gone))})",
+        [chat_id, *sorted(gone)],
+    )
+    parents: dict[int, int | None] = {int(r[0]): None if r[1] is None else int(r[1]) for r in rows}
+    at: int | None = int(leaf)
+    while at is not None and at in gone:
+        at = parents.get(at)
+    return at

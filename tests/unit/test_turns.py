@@ -58,3 +58,25 @@ async def test_outcomes_are_remembered_for_retries_within_a_bound() -> None:
         slot.finish(f"t{i}", result(f"t{i}"))
     assert slot.outcome(f"t{REMEMBERED_TURNS}").assistant_message_id == 2
     assert not slot.finished("t0")
+
+
+async def test_a_renewed_lease_keeps_the_turn_and_an_unrenewed_one_runs_out() -> None:
+    slot = TurnSlot(0.6)
+    await slot.acquire()
+    slot.hold(plan("t1"))
+    for _ in range(8):  # twice the lease in all, renewed every quarter of it
+        await asyncio.sleep(0.15)
+        assert slot.renew("t1")
+    assert slot.holds("t1")
+    await asyncio.wait_for(slot.acquire(), 2)  # not renewed any more: it expires
+    assert not slot.renew("t1")
+    with pytest.raises(FailedPrecondition, match="expired"):
+        slot.outcome("t1")
+
+
+def test_an_outcome_can_be_remembered_for_a_turn_that_never_held_the_slot() -> None:
+    slot = TurnSlot(60)
+    slot.remember("early", "was withdrawn")
+    assert slot.finished("early") and not slot.busy
+    with pytest.raises(FailedPrecondition, match="withdrawn"):
+        slot.outcome("early")
