@@ -167,21 +167,21 @@ async def test_unknown_and_foreign_chats_are_refused_without_activating_an_actor
         ray.get_actor(actor_name(missing), namespace="chatservice")
 
 
-def test_unique_system_prompts_do_not_grow_the_gateway_without_bound(service: ChatService) -> None:
+async def test_unique_system_prompts_do_not_grow_the_gateway_without_bound(service: ChatService) -> None:
     import tracemalloc
 
     words = " ".join(f"word{i}" for i in range(2_500))  # about 20,000 characters
 
-    def prompts(start: int, stop: int) -> None:
+    async def prompts(start: int, stop: int) -> None:
         for i in range(start, stop):
-            opening = service.new_chat(ChatOverrides(system_prompt=f"prompt {i}: {words}"))
+            opening = await service.new_chat(ChatOverrides(system_prompt=f"prompt {i}: {words}"))
             assert opening.system_tokens > 2_500
 
     tracemalloc.start()
     try:
-        prompts(0, 100)  # the cache is full from here on
+        await prompts(0, 100)  # the cache is full from here on
         before, _ = tracemalloc.get_traced_memory()
-        prompts(100, 500)  # 8 MB more of prompts, had each been kept
+        await prompts(100, 500)  # 8 MB more of prompts, had each been kept
         after, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

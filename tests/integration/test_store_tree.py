@@ -179,6 +179,23 @@ async def test_a_write_with_a_bad_parent_or_leaf_writes_nothing(store: ChatStore
         await store.write(chat_id, 3, append=[child(chat_id, 50, 42)])
 
 
+async def test_removing_the_active_leaf_moves_it_up_to_what_stays(store: ChatStore, chat_id: str) -> None:
+    await branchy(store, chat_id)
+    await store.write(chat_id, 4, remove=[7])  # a withdrawn turn's user message
+    stored = await store.get_chat(chat_id)
+    assert stored is not None and stored.active_leaf == 4
+    assert seqs(await store.list_path(chat_id)) == [1, 2, 4]
+    await store.write(chat_id, 5, remove=[5, 6])  # off the active path: the leaf stays
+    stored = await store.get_chat(chat_id)
+    assert stored is not None and stored.active_leaf == 4
+    root_only = chat_id + "-root"
+    await store.create_chat(chat(root_only), [msg(root_only, 1)])
+    await store.write(root_only, 0, remove=[1])
+    emptied = await store.get_chat(root_only)
+    assert emptied is not None and emptied.active_leaf is None
+    assert await store.list_path(root_only) == []
+
+
 async def test_rename_replaces_the_title_that_title_only_sets_once(store: ChatStore, chat_id: str) -> None:
     await store.create_chat(chat(chat_id), [msg(chat_id, 1)])
     await store.write(chat_id, 0, title="First question")
