@@ -147,7 +147,9 @@ async def test_wrong_credentials_a_missing_item_or_a_stall_are_unavailable(twili
         with pytest.raises(Unavailable, match="401"):
             await wrong.fetch(url, AUDIO, 1 << 20, replies.AUDIO_TOO_LARGE)
         with pytest.raises(Unavailable, match="404"):
-            await right.fetch(url.rsplit("/", 1)[0] + "/ME" + "f" * 32, AUDIO, 1 << 20, replies.AUDIO_TOO_LARGE)
+            await right.fetch(
+                url.rsplit("/", 1)[0] + "/ME" + "f" * 32, AUDIO, 1 << 20, replies.AUDIO_TOO_LARGE
+            )
         stalled = twilio_api.add_media(ACCOUNT, "audio/ogg", NOTE, stall=True)
         with pytest.raises(Unavailable):
             await right.fetch(stalled, AUDIO, 1 << 20, replies.AUDIO_TOO_LARGE)
