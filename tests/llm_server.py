@@ -33,7 +33,7 @@ Reply = Callable[[list[dict[str, Any]]], str]
 
 def echo(messages: list[dict[str, Any]]) -> str:
     """Default answer: repeats the last user message, so tests can tell answers apart."""
-    last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    last = next((backends.text_of(m["content"]) for m in reversed(messages) if m["role"] == "user"), "")
     return f"Echo: {last}"
 
 
