@@ -67,6 +67,7 @@ class FakeTwilio:
         self.callbacks: list[Callback] = []
         self.callback_statuses: list[str] = []  # posted in order to each new message's StatusCallback
         self.outside_window: set[str] = set()  # recipients whose 24-hour window has closed
+        self.log: list[str] = []  # "create <sid>" and "callback <sid> <status>", in the order they happened
         self._storage: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -162,6 +163,7 @@ class FakeTwilio:
             async with aiohttp.ClientSession() as session:
                 for status, code in [("queued", None), *statuses]:
                     form = status_form(sent.account_sid, sent.sid, status, sent.to, sent.from_, code)
+                    self.log.append(f"callback {sent.sid} {status}")  # before the service can see it
                     answer = await post_callback(session, self.auth_token or "", url, form)
                     self.callbacks.append(Callback(url, form, answer))
 
@@ -198,6 +200,7 @@ class FakeTwilio:
             optional["StatusCallback"], optional["ContentSid"], optional["ContentVariables"],
         )  # fmt: skip
         self.sent.append(sent)
+        self.log.append(f"create {sid}")
         self._callbacks_for(sent)
         now = formatdate(usegmt=True)
         return web.json_response(
