@@ -122,11 +122,13 @@ class FakeTwilio:
 
     # -- what tests set up and ask ----------------------------------------------------------
 
-    def add_media(self, account: str, content_type: str, data: bytes, **how: Any) -> str:
-        """A media URL of a new inbound message, as Twilio puts in MediaUrl0 (`how`: StoredMedia's)."""
+    def add_media(
+        self, account: str, content_type: str, data: bytes, message: str | None = None, **how: Any
+    ) -> str:
+        """A media URL of the inbound `message`, as Twilio puts in MediaUrl0 (`how`: StoredMedia's)."""
         sid = new_media_sid()
         self.media.items[sid] = StoredMedia(content_type, data, **how)
-        message = "MM" + uuid.uuid4().hex
+        message = message or "MM" + uuid.uuid4().hex
         return f"{self.base_url}/2010-04-01/Accounts/{account}/Messages/{message}/Media/{sid}"
 
     async def post_status(self, url: str, sent: Sent, status: str, error_code: int | None = None) -> int:
