@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import resource
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -118,6 +119,31 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "15",
         "an HTTP request's head, then its body, must each arrive within this long (408/closed beyond)",
     ),
+    EnvVar(
+        "TRANSCRIBE_MODEL", "whisper-1", "model of WhatsApp voice-note transcriptions (/audio/transcriptions)"
+    ),
+    EnvVar(
+        "VOICE_MAX_SECONDS", "300", "longest WhatsApp voice note transcribed (read from its OGG/Opus header)"
+    ),
+    EnvVar("AUDIO_MAX_BYTES", "16777216", "largest WhatsApp voice note or audio fetched (at most 25 MiB)"),
+    EnvVar("IMAGE_MAX_BYTES", "5242880", "largest WhatsApp image fetched and stored"),
+    EnvVar("VISION", "auto", "auto (the known-model table), on or off: whether the model is sent images"),
+    EnvVar("IMAGE_DETAIL", "high", "high or low: the detail images are sent and counted at"),
+    EnvVar("IMAGE_TOKENS", "1000", "tokens counted per image for models without a known image rule"),
+    EnvVar(
+        "MEDIA_TIMEOUT_SECONDS", "15", "a WhatsApp media fetch (with Twilio's redirect) must end within this"
+    ),
+    EnvVar(
+        "WHATSAPP_DEBOUNCE_MS",
+        "1500",
+        "a sender's WhatsApp messages this close together are answered as one turn (0 = each alone)",
+    ),
+    EnvVar(
+        "WHATSAPP_TEMPLATE_SID",
+        "(none)",
+        "approved template (HX...) sent with the answer's opening as {{1}} after the 24-hour window; "
+        "unset = such answers are withheld",
+    ),
 )
 
 
@@ -161,6 +187,16 @@ class Settings:
     tokenizer: str = "auto"
     model_max_tokens: int | None = None  # MODEL_MAX_TOKENS as given (None: the table's, or discovered)
     max_tokens_setting: int | None = None  # MAX_TOKENS as given
+    transcribe_model: str = "whisper-1"
+    voice_max_seconds: float = 300.0
+    audio_max_bytes: int = 16 << 20
+    image_max_bytes: int = 5 << 20
+    vision: str = "auto"
+    image_detail: str = "high"
+    image_tokens: int = 1000
+    media_timeout_seconds: float = 15.0
+    whatsapp_debounce_ms: int = 1500
+    whatsapp_template_sid: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -205,6 +241,16 @@ class Settings:
             tokenizer=_choice(r, "TOKENIZER", ("auto", "tiktoken", "server")),
             model_max_tokens=r.optional("MODEL_MAX_TOKENS", int, 16, 100_000_000),
             max_tokens_setting=r.optional("MAX_TOKENS", int, 1, 100_000_000),
+            transcribe_model=r.text("TRANSCRIBE_MODEL") or "whisper-1",
+            voice_max_seconds=r.number("VOICE_MAX_SECONDS", float, 300.0, 1.0, 7200.0),
+            audio_max_bytes=r.number("AUDIO_MAX_BYTES", int, 16 << 20, 1024, 25 << 20),
+            image_max_bytes=r.number("IMAGE_MAX_BYTES", int, 5 << 20, 1024, (16 << 20) - 1),
+            vision=_choice(r, "VISION", ("auto", "on", "off")),
+            image_detail=_choice(r, "IMAGE_DETAIL", ("high", "low")),
+            image_tokens=r.number("IMAGE_TOKENS", int, 1000, 0, 1_000_000),
+            media_timeout_seconds=r.number("MEDIA_TIMEOUT_SECONDS", float, 15.0, 1.0, 300.0),
+            whatsapp_debounce_ms=r.number("WHATSAPP_DEBOUNCE_MS", int, 1500, 0, 60_000),
+            whatsapp_template_sid=_template_sid(r),
         )
         settings.check_exposure()
         settings.check_text()
@@ -404,6 +450,13 @@ def _http_url(r: _Reader, key: str) -> str | None:
             f"{key}={url!r}: must be an http(s) URL with no query, e.g. https://chat.example.com"
         )
     return url.rstrip("/")
+
+
+def _template_sid(r: _Reader) -> str | None:
+    sid = r.text("WHATSAPP_TEMPLATE_SID")
+    if sid is not None and not re.fullmatch(r"HX[0-9a-fA-F]{32}", sid):
+        raise SettingsError(f"WHATSAPP_TEMPLATE_SID={sid!r}: must be a Content SID, HX and 32 hex digits")
+    return sid
 
 
 def read_dotenv(path: str = ".env") -> dict[str, str]:

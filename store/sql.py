@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from store import sql_search, tree
 from store.base import MAX_TITLE_LENGTH, ChatCursor
@@ -21,6 +21,9 @@ from store.rows import (
     placeholders,
 )
 from store.search import keys
+
+if TYPE_CHECKING:
+    from store.sql_media import SqlMediaStore
 
 Row = tuple[Any, ...]
 
@@ -58,6 +61,13 @@ class SqlChatStore:
 
     async def close(self) -> None:
         await self._db.close()
+
+    @property
+    def media(self) -> SqlMediaStore:
+        """WhatsApp media and delivery status, over this store's connections."""
+        from store.sql_media import SqlMediaStore
+
+        return SqlMediaStore(self._db)
 
     async def max_connections(self) -> int | None:
         return await self._db.max_connections()
@@ -200,6 +210,8 @@ class SqlChatStore:
         async with self._db.transaction() as tx:
             # Messages go first so engines without ON DELETE CASCADE enforcement behave the same.
             await tx.execute("DELETE FROM messages WHERE chat_id = %s", (chat_id,))
+            await tx.execute("DELETE FROM media WHERE chat_id = %s", (chat_id,))
+            await tx.execute("DELETE FROM outbound_messages WHERE chat_id = %s", (chat_id,))
             return await tx.execute("DELETE FROM chats WHERE id = %s", (chat_id,)) == 1
 
     async def claim_event(self, event_id: str, source: str) -> bool:

@@ -44,6 +44,7 @@ messages in a ChatML-like template.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -56,6 +57,7 @@ import tiktoken
 from aiohttp import web
 
 from gateways.tokenizer import ENCODINGS_DIR
+from gateways.whatsapp_media.images import image_size, image_tokens
 
 # tiktoken reads its encodings from the copies vendored in the package (no download).
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ENCODINGS_DIR))
@@ -71,7 +73,7 @@ def toy_tokens(text: str) -> list[str]:
 
 def template(messages: list[dict[str, Any]], generation_prompt: bool = True) -> str:
     """The toy chat template (ChatML-like): what /apply-template returns, BOS not included."""
-    text = "".join(f"<|im_start|>{m['role']}\n{m.get('content') or ''}<|im_end|>\n" for m in messages)
+    text = "".join(f"<|im_start|>{m['role']}\n{text_of(m.get('content'))}<|im_end|>\n" for m in messages)
     return text + ("<|im_start|>assistant\n" if generation_prompt else "")
 
 
@@ -86,7 +88,27 @@ def openai_prompt_tokens(model: str, messages: list[dict[str, Any]]) -> int:
         name = tiktoken.encoding_name_for_model(model)
     except KeyError:
         name = "o200k_base"
-    return 3 + sum(3 + _count(name, m["role"]) + _count(name, m.get("content") or "") for m in messages)
+    return 3 + sum(3 + _count(name, m["role"]) + _content(name, model, m.get("content")) for m in messages)
+
+
+def text_of(content: str | list[dict[str, Any]] | None) -> str:
+    """A message's text: the string, or its text parts joined (image parts left out)."""
+    if isinstance(content, list):
+        return " ".join(p["text"] for p in content if p.get("type") == "text")
+    return content or ""
+
+
+def _content(encoding: str, model: str, content: str | list[dict[str, Any]] | None) -> int:
+    """Text as tiktoken counts it; each image part by OpenAI's rule for the model, read from its data URL."""
+    if not isinstance(content, list):
+        return _count(encoding, content or "")
+    total = _count(encoding, text_of(content))
+    for part in content:
+        if part.get("type") == "image_url":
+            url = part["image_url"]["url"]
+            _, width, height = image_size(base64.b64decode(url.split(",", 1)[1]))
+            total += image_tokens(model, width, height, part["image_url"].get("detail", "high"), 85)
+    return total
 
 
 @lru_cache(maxsize=1 << 14)

@@ -26,13 +26,14 @@ from typing import Any
 from aiohttp import web
 
 from tests import llm_backends as backends
+from tests import transcription_api
 
 Reply = Callable[[list[dict[str, Any]]], str]
 
 
 def echo(messages: list[dict[str, Any]]) -> str:
     """Default answer: repeats the last user message, so tests can tell answers apart."""
-    last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    last = next((backends.text_of(m["content"]) for m in reversed(messages) if m["role"] == "user"), "")
     return f"Echo: {last}"
 
 
@@ -61,6 +62,7 @@ class Behaviour:
     ollama_num_ctx_in_modelfile: bool = False  # /api/show parameters carry num_ctx
     ollama_loaded: bool = False  # /api/ps lists the model
     tokenize_delay: float = 0.0  # seconds before a tokenize endpoint answers (a busy server)
+    transcription_failures: collections.deque[int] = field(default_factory=collections.deque)
 
 
 @dataclass
@@ -82,6 +84,7 @@ class FakeLLM:
         self.behaviour = behaviour or Behaviour()
         self.records: list[Record] = []
         self.calls: list[str] = []  # every request's method and path, in order
+        self.transcriptions: list[transcription_api.Transcription] = []
         self._streaming: set[asyncio.Event] = set()  # set to end a running answer early
         self._port = port
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -114,6 +117,18 @@ class FakeLLM:
     async def _serve(self) -> None:
         app = web.Application(middlewares=[self._observe])
         app.router.add_post("/v1/chat/completions", self._completions)
+        app.router.add_post(
+            "/v1/audio/transcriptions",
+            transcription_api.handler(
+                lambda: self.behaviour.backend,
+                lambda: (
+                    self.behaviour.transcription_failures.popleft()
+                    if self.behaviour.transcription_failures
+                    else None
+                ),
+                self.transcriptions,
+            ),
+        )
         app.add_routes(backends.routes(lambda: self.behaviour))  # tokenize, props, models, show...
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await self._runner.setup()

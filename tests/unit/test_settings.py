@@ -165,3 +165,30 @@ def test_evict_to_defaults_to_three_quarters_of_the_window() -> None:
 def test_evict_to_outside_a_half_to_one_is_refused_naming_the_key(value: str) -> None:
     with pytest.raises(SettingsError, match=r"^EVICT_TO="):
         Settings.from_env({"EVICT_TO": value})
+
+
+def test_whatsapp_media_settings_have_defaults_and_one_line_errors() -> None:
+    s = settings()
+    assert (s.transcribe_model, s.voice_max_seconds, s.audio_max_bytes, s.image_max_bytes) == (
+        "whisper-1", 300.0, 16 << 20, 5 << 20,
+    )  # fmt: skip
+    assert (s.vision, s.image_detail, s.image_tokens, s.whatsapp_debounce_ms) == ("auto", "high", 1000, 1500)
+    assert s.whatsapp_template_sid is None and s.media_timeout_seconds == 15.0
+    s = settings(
+        VISION="ON", IMAGE_DETAIL="low", WHATSAPP_DEBOUNCE_MS="0", WHATSAPP_TEMPLATE_SID="HX" + "a" * 32
+    )
+    assert (s.vision, s.image_detail, s.whatsapp_debounce_ms, s.whatsapp_template_sid) == (
+        "on",
+        "low",
+        0,
+        "HX" + "a" * 32,
+    )
+    for key, value in [
+        ("VISION", "maybe"),
+        ("AUDIO_MAX_BYTES", str(26 << 20)),  # OpenAI's audio API takes at most 25 MiB
+        ("IMAGE_MAX_BYTES", str(16 << 20)),  # a MEDIUMBLOB holds less than 16 MiB
+        ("WHATSAPP_TEMPLATE_SID", "my-template"),
+        ("WHATSAPP_DEBOUNCE_MS", "-1"),
+    ]:
+        with pytest.raises(SettingsError, match=key):
+            settings(**{key: value})

@@ -1,0 +1,1 @@
+"""WhatsApp media, delivery status, typing and bursts: the parts the webhook is wired to."""
