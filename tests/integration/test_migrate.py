@@ -5,38 +5,24 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 
-import asyncmy
 import pytest
 
 from store import DatabaseURL, open_store
 from store.migrate import migrate, migrations
 from store.records import ChatParams, ChatRecord
+from tests.conftest import scratch_database
 
 LATEST = migrations("sqlite")[-1].version
 
 
 @pytest.fixture
 async def scratch_mysql(mysql_url: DatabaseURL) -> AsyncIterator[DatabaseURL]:
-    """An empty database of its own, dropped afterwards."""
-    name = f"chatservice_m{uuid.uuid4().hex[:10]}"
-    conn = await asyncmy.connect(
-        host=mysql_url.host,
-        port=mysql_url.port,
-        user=mysql_url.user,
-        password=mysql_url.password,
-        autocommit=True,
-    )
-    async with conn.cursor() as cur:
-        await cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    yield replace(mysql_url, database=name)
-    async with conn.cursor() as cur:
-        await cur.execute(f"DROP DATABASE `{name}`")
-    await conn.ensure_closed()
+    """An empty database of its own, named after TEST_DATABASE_URL's, dropped afterwards."""
+    async with scratch_database(mysql_url) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "mysql"])
