@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chatservice: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
+    for warning in settings.warnings:
+        logging.getLogger("chatservice").warning("%s", warning)
     try:
         if args.command == "migrate":
             from store.migrate import migrate

@@ -118,6 +118,8 @@ class Settings:
     user_turns_per_minute: int = 120
     llm_timeout_seconds: float = 60.0
     ray_namespace: str = "chatservice"
+    # Values accepted with a caveat (e.g. the original service's STOP), logged at start-up.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -155,6 +157,7 @@ class Settings:
             user_turns_per_minute=r.number("USER_TURNS_PER_MINUTE", int, 120, 0, 1_000_000),
             llm_timeout_seconds=r.number("LLM_TIMEOUT_SECONDS", float, 60.0, 1.0, 3600.0),
             ray_namespace=r.text("RAY_NAMESPACE") or "chatservice",
+            warnings=tuple(r.warnings),
         )
         settings.check_exposure()
         return settings
@@ -191,6 +194,7 @@ def is_loopback(host: str) -> bool:
 class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
+        self.warnings: list[str] = []
 
     def raw(self, key: str, default: str) -> str:
         return self._env.get(key, default)
@@ -240,25 +244,32 @@ def _chat_params(r: _Reader) -> ChatParams:
         temperature=r.optional("TEMPERATURE", float, *RANGES["temperature"]),
         top_p=r.optional("TOP_P", float, *RANGES["top_p"]),
         n=r.number("N", int, 1, 1, 128),
-        stop=_stop(r.text("STOP")),
+        stop=_stop(r, r.text("STOP")),
         presence_penalty=r.optional("PRESENCE_PENALTY", float, *RANGES["presence_penalty"]),
         frequency_penalty=r.optional("FREQUENCY_PENALTY", float, *RANGES["frequency_penalty"]),
     )
 
 
-def _stop(text: str | None) -> tuple[str, ...]:
+def _stop(r: _Reader, text: str | None) -> tuple[str, ...]:
     if text is None:
         return ()
-    if text.startswith("["):
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError:
-            raise SettingsError("STOP: starts with '[' but is not a JSON list of strings") from None
-        if not isinstance(parsed, list) or not all(isinstance(s, str) for s in parsed):
-            raise SettingsError("STOP: must be a JSON list of strings")
+    try:
+        parsed = json.loads(text) if text.startswith("[") else None
+    except json.JSONDecodeError:
+        parsed = None
+    if parsed is None:
+        stops = tuple(s for s in text.split(",") if s)
+        if text.startswith("["):
+            # The original service's own .env.example has such a value; it split STOP on commas
+            # (viper), so it sent it as a literal stop sequence. Do the same, and say so.
+            r.warnings.append(
+                f"STOP={text} is not a JSON list: taken literally and split on commas, as the original "
+                f'service did ({len(stops)} stop sequence(s)); write a JSON list such as ["END"] to mean a list'
+            )
+    elif isinstance(parsed, list) and all(isinstance(s, str) for s in parsed):
         stops = tuple(s for s in parsed if s)
     else:
-        stops = tuple(s for s in text.split(",") if s)
+        raise SettingsError("STOP: must be a JSON list of strings")
     if len(stops) > MAX_STOP_SEQUENCES:
         raise SettingsError(f"STOP: {len(stops)} sequences given, at most {MAX_STOP_SEQUENCES} allowed")
     return stops

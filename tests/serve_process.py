@@ -17,11 +17,12 @@ from tests.conftest import free_port
 class ServeProcess:
     """`python -m gateways.cli serve` with the given environment; waits until /healthz answers."""
 
-    def __init__(self, env: dict[str, str], cwd: Path | None = None) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path | None = None, drop: tuple[str, ...] = ()) -> None:
+        """`drop`: keys of this process's environment not to pass on (so a .env in `cwd` decides them)."""
         self.web_port = int(env.get("WEB_SERVER_PORT") or free_port())
         self.grpc_port = int(env.get("GRPC_SERVER_PORT") or free_port())
         self.env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k not in drop},
             "RAY_USAGE_STATS_ENABLED": "0",
             **env,
             "WEB_SERVER_PORT": str(self.web_port),

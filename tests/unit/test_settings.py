@@ -112,6 +112,15 @@ def test_stop_takes_a_json_list_with_commas_inside() -> None:
     assert settings(STOP='["a,b", "c"]').default_params.stop == ("a,b", "c")
 
 
+def test_the_original_services_stop_value_is_one_literal_sequence_with_a_warning() -> None:
+    # Its .env.example has STOP=["\super-end\"]: not JSON; the original split it on commas.
+    s = settings(STOP='["\\super-end\\"]')
+    assert s.default_params.stop == ('["\\super-end\\"]',)
+    assert len(s.warnings) == 1 and "not a JSON list" in s.warnings[0] and "\n" not in s.warnings[0]
+    assert settings(STOP="[a,b").default_params.stop == ("[a", "b")
+    assert settings(STOP='["END"]').warnings == settings(STOP="END").warnings == ()
+
+
 def test_secrets_never_appear_in_the_settings_repr() -> None:
     text = repr(settings(AUTH_TOKEN="tok-123", OPENAI_API_KEY="sk-456", DATABASE_URL="mysql://u:pw-789@h/d"))
     assert "tok-123" not in text and "sk-456" not in text and "pw-789" not in text
