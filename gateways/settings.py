@@ -263,8 +263,9 @@ def _stop(r: _Reader, text: str | None) -> tuple[str, ...]:
             # The original service's own .env.example has such a value; it split STOP on commas
             # (viper), so it sent it as a literal stop sequence. Do the same, and say so.
             r.warnings.append(
-                f"STOP={text} is not a JSON list: taken literally and split on commas, as the original "
-                f'service did ({len(stops)} stop sequence(s)); write a JSON list such as ["END"] to mean a list'
+                f"STOP={text} is not a JSON list: taken literally and split on commas, as the "
+                f"original service did ({len(stops)} stop sequence(s)); "
+                'write a JSON list such as ["END"] to mean a list'
             )
     elif isinstance(parsed, list) and all(isinstance(s, str) for s in parsed):
         stops = tuple(s for s in parsed if s)
