@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except ChatServiceError as exc:
         print(f"chatservice: {exc.message}", file=sys.stderr)
+        if exc.__cause__ is not None:
+            logging.getLogger("chatservice").debug("the driver's own error: %r", exc.__cause__)
         return 1
 
 
