@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             applied = asyncio.run(migrate(settings.database))
             print(f"migrated {settings.database.redacted()}: applied {applied or 'nothing (up to date)'}")
             return 0
-        from gateways.server import serve
+        from gateways.startup import serve
 
         serve(settings)
         return 0
