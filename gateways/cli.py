@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="chat in the terminal with a running service (gRPC, chatservice.v1)",
         description="An interactive chat over gRPC: answers print as they stream in; Ctrl-C stops "
         "the current answer (the server stops the LLM too); /new starts a new chat, /history shows "
-        "this one, /quit or Ctrl-D leaves. Sends AUTH_TOKEN from the environment if set.",
+        "this one; /quit, Ctrl-D, or Ctrl-C at an idle prompt leaves. Sends AUTH_TOKEN from the "
+        "environment (or ./.env) as the service's token: set it to the service's AUTH_TOKEN.",
     )
     chat.add_argument("--chat-id", help="continue this chat (created with this id if it does not exist)")
     chat.add_argument("--user-id", default=None, help="the user to chat as [default: $USER, or 'cli']")
