@@ -112,11 +112,13 @@ def llm_server() -> Iterator[FakeLLM]:
 
 
 @pytest.fixture
-def fake_llm(llm_server: FakeLLM) -> FakeLLM:
-    """The session's fake LLM with default behaviour and an empty record."""
+def fake_llm(llm_server: FakeLLM) -> Iterator[FakeLLM]:
+    """The session's fake LLM with default behaviour and an empty record (default again afterwards,
+    for tests that use the session's server without this fixture)."""
     llm_server.behaviour = Behaviour()
     llm_server.records.clear()
-    return llm_server
+    yield llm_server
+    llm_server.behaviour = Behaviour()
 
 
 def free_port() -> int:
