@@ -30,6 +30,8 @@ def start_ray(settings: Settings) -> RayInfo:
     extra: dict[str, Any] = {}
     if owned and settings.metrics_export_port:
         extra["_metrics_export_port"] = settings.metrics_export_port
+    if owned and not settings.ray_dashboard:
+        extra["include_dashboard"] = False  # ray.init waits for the dashboard: seconds on a busy machine
     context = ray.init(
         # Without RAY_ADDRESS, a Ray of our own, never a cluster that happens to run on this machine.
         address=settings.ray_address or "local",

@@ -77,6 +77,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("LOG_FORMAT", "text", "text, or json (one JSON object a line)"),
     EnvVar("LOG_CONTENT", "0", "1 = log user messages and answers at INFO (never logged otherwise)"),
     EnvVar("METRICS_EXPORT_PORT", "(any free port)", "Prometheus port of the local Ray serve starts"),
+    EnvVar("RAY_DASHBOARD", "1", "0 = the local Ray serve starts has no dashboard (starts faster)"),
     EnvVar("PUBLIC_URL", "(as requested)", "the service's public base URL, e.g. https://chat.example.com"),
     EnvVar("TWILIO_AUTH_TOKEN", "(none)", "verifies X-Twilio-Signature; unset = no WhatsApp webhook"),
     EnvVar("TWILIO_ACCOUNT_SID", "(none)", "sends answers that miss the reply budget via the REST API"),
@@ -118,6 +119,7 @@ class Settings:
     user_turns_per_minute: int = 120
     llm_timeout_seconds: float = 60.0
     ray_namespace: str = "chatservice"
+    ray_dashboard: bool = True
     # Values accepted with a caveat (e.g. the original service's STOP), logged at start-up.
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -157,6 +159,7 @@ class Settings:
             user_turns_per_minute=r.number("USER_TURNS_PER_MINUTE", int, 120, 0, 1_000_000),
             llm_timeout_seconds=r.number("LLM_TIMEOUT_SECONDS", float, 60.0, 1.0, 3600.0),
             ray_namespace=r.text("RAY_NAMESPACE") or "chatservice",
+            ray_dashboard=r.flag("RAY_DASHBOARD", default=True),
             warnings=tuple(r.warnings),
         )
         settings.check_exposure()
@@ -207,8 +210,8 @@ class _Reader:
         value = self.optional(key, kind, lo, hi)
         return default if value is None else value
 
-    def flag(self, key: str) -> bool:
-        text = (self.text(key) or "0").lower()
+    def flag(self, key: str, default: bool = False) -> bool:
+        text = (self.text(key) or ("1" if default else "0")).lower()
         if text not in _TRUE + _FALSE:
             raise SettingsError(f"{key}={text!r}: must be 1 or 0 (true/false, yes/no, on/off)")
         return text in _TRUE

@@ -100,7 +100,8 @@ def serve(settings: Settings) -> None:
         choose_auth_mode(settings)  # before anything imports Ray
         warming = threading.Thread(target=warm_up, args=(settings,), name="warm-up", daemon=True)
         warming.start()
-        with announced("waiting for Ray to start (its own processes and dashboard)...", "Ray started"):
+        parts = "its processes and dashboard" if settings.ray_dashboard else "its processes"
+        with announced(f"waiting for Ray to start ({parts})...", "Ray started"):
             from gateways.raynode import start_ray
 
             ray_info = start_ray(settings)

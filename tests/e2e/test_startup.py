@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.e2e.test_original_env import run_cli
+from tests.serve_process import ServeProcess
 
 pytestmark = [pytest.mark.e2e]
 
@@ -51,3 +54,15 @@ async def test_a_host_that_does_not_resolve_is_one_line(tmp_path: Path) -> None:
     assert code == 1
     assert err.startswith("chatservice: cannot listen for HTTP on chatservice-host.invalid:")
     assert "HOST=chatservice-host.invalid does not resolve" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.ray
+def test_without_the_dashboard_the_local_ray_still_serves_and_exports_metrics(tmp_path: Path) -> None:
+    with ServeProcess({"RAY_DASHBOARD": "0"}, cwd=tmp_path) as serve:
+        request = urllib.request.Request(
+            f"{serve.url}/chat", json.dumps({"user_id": "u1", "user_message": "Olá"}).encode()
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert json.loads(response.read())["content"].startswith("[offline]")
+    assert serve.proc is not None and serve.proc.returncode == 0, serve.output()
+    assert "Ray dashboard:" not in serve.output() and "Ray metrics (Prometheus): http://" in serve.output()

@@ -88,6 +88,7 @@ def test_database_url_wins_over_db_parts() -> None:
         ({"GRPC_GRACE_SECONDS": "soon"}, "GRPC_GRACE_SECONDS"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"LOG_CONTENT": "maybe"}, "LOG_CONTENT"),
+        ({"RAY_DASHBOARD": "sometimes"}, "RAY_DASHBOARD"),
         ({"METRICS_EXPORT_PORT": "70000"}, "METRICS_EXPORT_PORT"),
     ],
 )
@@ -157,6 +158,7 @@ def test_operations_settings_default_to_quiet_text_logs_and_a_ten_second_grace()
         9100,
     )
     assert settings(LOG_CONTENT="0").log_content is False
+    assert settings().ray_dashboard is True and settings(RAY_DASHBOARD="0").ray_dashboard is False
 
 
 def test_the_older_grpc_grace_name_is_still_accepted_and_the_new_one_wins() -> None:
