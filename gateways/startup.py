@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -98,12 +99,12 @@ def serve(settings: Settings) -> None:
         if applied:
             log.info("database schema migrated to version %d", applied[-1])
         choose_auth_mode(settings)  # before anything imports Ray
+        from gateways.raynode import start_ray  # Ray itself: imported here, not by both threads at once
+
         warming = threading.Thread(target=warm_up, args=(settings,), name="warm-up", daemon=True)
         warming.start()
         parts = "its processes and dashboard" if settings.ray_dashboard else "its processes"
         with announced(f"waiting for Ray to start ({parts})...", "Ray started"):
-            from gateways.raynode import start_ray
-
             ray_info = start_ray(settings)
         warming.join()
         _announce(settings, ray_info)
@@ -116,8 +117,6 @@ def serve(settings: Settings) -> None:
 
 
 def _stop_ray() -> None:
-    import sys
-
     if "ray" in sys.modules:
         sys.modules["ray"].shutdown()
 
