@@ -239,3 +239,11 @@ async def test_at_run_time_clients_hear_retry_and_the_log_says_which(
         if expected in serve.output():
             break
     assert expected in serve.output(), serve.output()
+
+
+async def test_at_debug_level_the_drivers_own_error_follows(mysql_url: DatabaseURL, tmp_path: Path) -> None:
+    url = replace(mysql_url, password=SECRET)
+    env = {**env_for(url), "LOG_LEVEL": "DEBUG"}
+    code, _, err = await run_cli("migrate", cwd=tmp_path, env=env)
+    assert code == 1 and SECRET not in err
+    assert "the driver's own error: OperationalError(1045, \"Access denied for user" in err
