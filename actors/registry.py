@@ -19,6 +19,8 @@ from store.records import ChatRecord, MessageRecord
 log = logging.getLogger("chatservice.registry")
 _GONE = (ActorDiedError, ActorUnavailableError)
 TOUCH_SECONDS = 1.0  # how often use is reported to the directory, in one batch
+STARTING_NOTICE_SECONDS = 2.0
+STARTING = "chat %s: waiting for its conversation actor (a new one is a Ray worker process to start)..."
 
 
 class _Gone(Exception):
@@ -93,7 +95,14 @@ class ChatRegistry:
     async def call(self, chat_id: str, method: str, *args: Any) -> Any:
         dead = None
         for attempt in (1, 2):
+            fresh = dead is not None or chat_id not in self._handles
             handle = await self._handle(chat_id, dead)
+            # A new activation's first call waits for its process: say so when that takes long.
+            notice = (
+                asyncio.get_running_loop().call_later(STARTING_NOTICE_SECONDS, log.info, STARTING, chat_id)
+                if fresh
+                else None
+            )
             try:
                 return await _unwrap(getattr(handle, method).remote(*args))
             except _Gone:
@@ -101,6 +110,9 @@ class ChatRegistry:
                 dead = actor_id(handle)
                 if attempt == 1:
                     log.info("chat %s: actor gone during %s, re-activating", chat_id, method)
+            finally:
+                if notice is not None:
+                    notice.cancel()
         raise Unavailable("the conversation is restarting; retry shortly")
 
     def forget(self, chat_id: str) -> None:
