@@ -1,7 +1,8 @@
-"""Run `chatservice serve` as a subprocess, the way a user does, for end-to-end tests."""
+"""Run `chatservice serve` (and other commands) as a subprocess, the way a user does, for end-to-end tests."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from asyncio.subprocess import PIPE
 from pathlib import Path
 
 from tests.conftest import free_port
@@ -84,3 +86,13 @@ class ServeProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+async def run_cli(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    """`chatservice <args>` as a user runs it: exit code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateways.cli", *args, cwd=cwd, env=env, stdout=PIPE, stderr=PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

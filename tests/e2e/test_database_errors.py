@@ -23,8 +23,7 @@ import pytest
 
 from store import DatabaseURL
 from tests.conftest import free_port, mysql_required, scratch_database
-from tests.e2e.test_original_env import run_cli
-from tests.serve_process import ServeProcess
+from tests.serve_process import ServeProcess, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mysql]
 SECRET = "s3cret-Pa55"  # a password that must never be printed

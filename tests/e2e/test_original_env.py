@@ -6,9 +6,6 @@ two ports (free ones), and two added lines for the test LLM server and the sessi
 
 from __future__ import annotations
 
-import asyncio
-import sys
-from asyncio.subprocess import PIPE
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ from store import DatabaseURL
 from tests.conftest import free_port, repo_root, scratch_database
 from tests.e2e.test_serve import post
 from tests.llm_server import FakeLLM
-from tests.serve_process import ServeProcess
+from tests.serve_process import ServeProcess, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ray, pytest.mark.mysql]
 ORIGINAL = repo_root() / "tests" / "fixtures" / "original.env.example"
@@ -45,16 +42,6 @@ def localised(db: DatabaseURL, web: int, grpc: int, extra: dict[str, str]) -> st
         key = line.partition("=")[0]
         out.append(f"{key}={here[key]}" if key in here else line)
     return "\n".join([*out, *(f"{k}={v}" for k, v in extra.items())]) + "\n"
-
-
-async def run_cli(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
-    """`chatservice <args>` as a user runs it: exit code, stdout, stderr."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateways.cli", *args, cwd=cwd, env=env, stdout=PIPE, stderr=PIPE
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 def test_the_fixture_is_the_original_file_with_its_stop_value() -> None:

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
-from tests.e2e.test_original_env import run_cli
-from tests.serve_process import ServeProcess
+from tests.serve_process import ServeProcess, run_cli
 
 pytestmark = [pytest.mark.e2e]
 

@@ -16,7 +16,7 @@ from store.errors import Unavailable
 from store.migrate import migrate, migrations
 from store.records import ChatParams, ChatRecord
 from tests.conftest import scratch_database
-from tests.e2e.test_original_env import run_cli
+from tests.serve_process import run_cli
 
 LATEST = migrations("sqlite")[-1].version
 
