@@ -74,7 +74,7 @@ export function fitPlaceholder() {
   const [long, short] = PLACEHOLDERS[state.chat?.status === "ended" ? "ended" : "open"];
   const style = getComputedStyle(input);
   const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
-  ruler.font = style.font;
+  ruler.font = `${style.fontStyle} ${style.fontWeight} ${style.fontSize} ${style.fontFamily}`; // not every browser computes "font"
   const text = ruler.measureText(long).width <= room ? long : short;
   if (input.placeholder !== text) input.placeholder = text;
 }
