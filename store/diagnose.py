@@ -9,7 +9,7 @@ import time
 
 from store.url import DatabaseURL
 
-log = logging.getLogger("chatservice.store")
+log = logging.getLogger("chatservice.database")
 HANDSHAKE_SECONDS = 10.0  # a server that accepts but never greets would otherwise hang a connect
 REPEAT_SECONDS = 30.0  # the same run-time failure is logged again after this long
 
