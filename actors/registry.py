@@ -23,6 +23,8 @@ log = logging.getLogger("chatservice.registry")
 TOUCH_SECONDS = 1.0  # how often use is reported to the directory, in one batch
 FIRST_RETRY_SECONDS = 0.05  # the pause before the first retry; it doubles up to MAX_RETRY_SECONDS
 MAX_RETRY_SECONDS = 1.0
+STARTING_NOTICE_SECONDS = 2.0
+STARTING = "chat %s: waiting for its conversation actor (a new one is a Ray worker process to start)..."
 
 
 class _Gone(Exception):
@@ -109,6 +111,13 @@ class ChatRegistry:
         deadline: float | None = None
         dead: str | None = None
         for attempt in itertools.count(1):
+            fresh = dead is not None or chat_id not in self._handles
+            # A new activation's first call waits for its process: say so when that takes long.
+            notice = (
+                asyncio.get_running_loop().call_later(STARTING_NOTICE_SECONDS, log.info, STARTING, chat_id)
+                if fresh
+                else None
+            )
             try:
                 handle = await self._handle(chat_id, dead)
                 dead = None
@@ -120,6 +129,9 @@ class ChatRegistry:
                 why, problem = str(gone), Unavailable("the conversation is restarting; retry shortly")
             except _Restarting as exc:
                 why, problem = str(exc), Unavailable(str(exc))
+            finally:
+                if notice is not None:
+                    notice.cancel()
             pause = _backoff(attempt)
             deadline = deadline or time.monotonic() + self._wait_seconds
             if attempt > 1 and time.monotonic() + pause > deadline:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -49,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="chat in the terminal with a running service (gRPC, chatservice.v1)",
         description="An interactive chat over gRPC: answers print as they stream in; Ctrl-C stops "
         "the current answer (the server stops the LLM too); /new starts a new chat, /history shows "
-        "this one, /quit or Ctrl-D leaves. Sends AUTH_TOKEN from the environment if set.",
+        "this one; /quit, Ctrl-D, or Ctrl-C at an idle prompt leaves. Sends AUTH_TOKEN from the "
+        "environment (or ./.env) as the service's token: set it to the service's AUTH_TOKEN.",
     )
     chat.add_argument("--chat-id", help="continue this chat (created with this id if it does not exist)")
     chat.add_argument("--user-id", default=None, help="the user to chat as [default: $USER, or 'cli']")
@@ -84,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chatservice: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format, settings.log_content)
+    for warning in settings.warnings:
+        logging.getLogger("chatservice").warning("%s", warning)
     try:
         if args.command == "migrate":
             from store.migrate import migrate
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             applied = asyncio.run(migrate(settings.database))
             print(f"migrated {settings.database.redacted()}: applied {applied or 'nothing (up to date)'}")
             return 0
-        from gateways.server import serve
+        from gateways.startup import serve
 
         serve(settings)
         return 0
@@ -100,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except ChatServiceError as exc:
         print(f"chatservice: {exc.message}", file=sys.stderr)
+        if exc.__cause__ is not None:
+            logging.getLogger("chatservice").debug("the driver's own error: %r", exc.__cause__)
         return 1
 
 

@@ -33,6 +33,8 @@ def start_ray(settings: Settings) -> RayInfo:
     extra: dict[str, Any] = {}
     if owned and settings.metrics_export_port:
         extra["_metrics_export_port"] = settings.metrics_export_port
+    if owned and not settings.ray_dashboard:
+        extra["include_dashboard"] = False  # ray.init waits for the dashboard: seconds on a busy machine
     local_only = owned and is_loopback(settings.host)
     if owned:
         private_token_file()

@@ -1,22 +1,17 @@
-"""`chatservice serve`: start Ray, migrate, wire the service, run the gateways until a signal."""
+"""The served process: wire the service on the Ray it runs on, run the gateways until a signal."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import time
 from dataclasses import dataclass
 
-import ray
-
 from actors.actor import ActorConfig
 from actors.registry import ChatRegistry
-from gateways import logs
 from gateways.capacity import live_chats_per_node
 from gateways.counting import TokenCounter
-from gateways.discovery import inspect_server
 from gateways.grpc import GrpcGateway
 from gateways.health import Readiness
 from gateways.http import create_app
@@ -24,14 +19,16 @@ from gateways.http.listener import HttpListener
 from gateways.llm import LLM, OpenAIChat
 from gateways.llmserver import LLMServer
 from gateways.offline import OfflineResponder
-from gateways.raynode import RayInfo, alive_nodes, start_ray
+from gateways.ports import Ports
+from gateways.raynode import RayInfo, alive_nodes
 from gateways.service import ChatService
 from gateways.settings import Settings, SettingsError
+from gateways.startup import announced
 from store import ChatStore, open_store
 from store.errors import Unavailable
-from store.migrate import migrate
 
 log = logging.getLogger("chatservice")
+DIRECTORY_WAIT_SECONDS = 60.0
 
 
 @dataclass(slots=True)
@@ -111,17 +108,26 @@ async def prepare(settings: Settings) -> Runtime:
     return build_runtime(settings, cap, store)
 
 
-async def run_gateways(runtime: Runtime, ray_info: RayInfo, started: float) -> None:
+async def warm_directory(runtime: Runtime) -> None:
+    """Start the chat directory now, so the first chat does not wait for its process."""
+    try:
+        await asyncio.wait_for(runtime.registry.live_chats(), DIRECTORY_WAIT_SECONDS)
+    except Exception as exc:  # the first chat starts it then, and says why it cannot
+        log.warning("the chat directory did not start yet (%r): the first chat will start it", exc)
+
+
+async def run_gateways(runtime: Runtime, ports: Ports, started: float) -> None:
     """Serve HTTP and gRPC until SIGINT or SIGTERM, then stop accepting and finish what runs."""
     s = runtime.settings
     grace = s.shutdown_grace_seconds
+    ports.release_grpc()  # both ports were claimed at start-up: a taken one failed then
     grpc_gateway = GrpcGateway(s, runtime.service, runtime.readiness)
     grpc_port = await grpc_gateway.start()
     log.info("gRPC listening on %s:%s", s.host, grpc_port)
     # At stop, running requests (JSON or SSE turns) get `grace` seconds to finish before they are
     # cancelled, as gRPC streams do.
     http = HttpListener(create_app(s, runtime.service, runtime.readiness), s, grace)
-    port = await http.start()
+    port = await http.start(ports.http)  # bound at start-up, listening from now
     log.info("HTTP listening on http://%s:%s (ready in %.1f s)", s.host, port, time.monotonic() - started)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -132,10 +138,12 @@ async def run_gateways(runtime: Runtime, ray_info: RayInfo, started: float) -> N
     await asyncio.gather(grpc_gateway.stop(grace), http.stop())
 
 
-async def run(settings: Settings, ray_info: RayInfo, started: float) -> None:
+async def run(settings: Settings, ray_info: RayInfo, started: float, ports: Ports) -> None:
     runtime = await prepare(settings)
     try:
-        await run_gateways(runtime, ray_info, started)
+        with announced("waiting for the chat directory (a Ray actor) to start...", "chat directory started"):
+            await warm_directory(runtime)
+        await run_gateways(runtime, ports, started)
     finally:
         if ray_info.owned:
             # This process started Ray, so its actors end with it: let each close its connection.
@@ -144,27 +152,3 @@ async def run(settings: Settings, ray_info: RayInfo, started: float) -> None:
             log.info("passivated %d conversation actor(s)", passivated)
         await runtime.close()
         log.info("stopped")
-
-
-def serve(settings: Settings) -> None:
-    started = time.monotonic()
-    settings = asyncio.run(inspect_server(settings))  # an unknown model's context size, from its server
-    if settings.auth_token is None:
-        log.warning("AUTH_TOKEN is not set: no authentication, listening on %s only", settings.host)
-    log.info("database: %s", settings.database.redacted())
-    applied = asyncio.run(migrate(settings.database))
-    if applied:
-        log.info("database schema migrated to version %d", applied[-1])
-    ray_info = start_ray(settings)
-    if ray_info.log_dir is not None:
-        path = ray_info.log_dir / f"chatservice-gateway-{os.getpid()}.log"
-        logs.add_file(path, settings.log_format, settings.log_content)
-        log.info("gateway log: %s (also in the Ray dashboard's Logs view)", path)
-    if ray_info.dashboard_url:
-        log.info("Ray dashboard: %s (if it asks for a token: `ray get-auth-token`)", ray_info.dashboard_url)
-    if ray_info.metrics_url:
-        log.info("Ray metrics (Prometheus): %s", ray_info.metrics_url)
-    try:
-        asyncio.run(run(settings, ray_info, started))
-    finally:
-        ray.shutdown()

@@ -94,6 +94,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("LOG_FORMAT", "text", "text, or json (one JSON object a line)"),
     EnvVar("LOG_CONTENT", "0", "1 = log user messages and answers at INFO (never logged otherwise)"),
     EnvVar("METRICS_EXPORT_PORT", "(any free port)", "Prometheus port of the local Ray serve starts"),
+    EnvVar("RAY_DASHBOARD", "1", "0 = the local Ray serve starts has no dashboard (starts faster)"),
     EnvVar("PUBLIC_URL", "(as requested)", "the service's public base URL, e.g. https://chat.example.com"),
     EnvVar("TWILIO_AUTH_TOKEN", "(none)", "verifies X-Twilio-Signature; unset = no WhatsApp webhook"),
     EnvVar("TWILIO_ACCOUNT_SID", "(none)", "sends answers that miss the reply budget via the REST API"),
@@ -197,6 +198,9 @@ class Settings:
     media_timeout_seconds: float = 15.0
     whatsapp_debounce_ms: int = 1500
     whatsapp_template_sid: str | None = None
+    ray_dashboard: bool = True
+    # Values accepted with a caveat (e.g. the original service's STOP), logged at start-up.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -251,6 +255,8 @@ class Settings:
             media_timeout_seconds=r.number("MEDIA_TIMEOUT_SECONDS", float, 15.0, 1.0, 300.0),
             whatsapp_debounce_ms=r.number("WHATSAPP_DEBOUNCE_MS", int, 1500, 0, 60_000),
             whatsapp_template_sid=_template_sid(r),
+            ray_dashboard=r.flag("RAY_DASHBOARD", default=True),
+            warnings=tuple(r.warnings),
         )
         settings.check_exposure()
         settings.check_text()
@@ -319,6 +325,7 @@ def is_loopback(host: str) -> bool:
 class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
+        self.warnings: list[str] = []
 
     def raw(self, key: str, default: str) -> str:
         value = self._env.get(key, default)
@@ -334,8 +341,8 @@ class _Reader:
         value = self.optional(key, kind, lo, hi)
         return default if value is None else value
 
-    def flag(self, key: str) -> bool:
-        text = (self.text(key) or "0").lower()
+    def flag(self, key: str, default: bool = False) -> bool:
+        text = (self.text(key) or ("1" if default else "0")).lower()
         if text not in _TRUE + _FALSE:
             raise SettingsError(f"{key}={text!r}: must be 1 or 0 (true/false, yes/no, on/off)")
         return text in _TRUE
@@ -368,7 +375,7 @@ def _chat_params(r: _Reader, offline: bool) -> ChatParams:
         temperature=r.optional("TEMPERATURE", float, *RANGES["temperature"]),
         top_p=r.optional("TOP_P", float, *RANGES["top_p"]),
         n=r.number("N", int, 1, 1, 128),
-        stop=_stop(r.text("STOP")),
+        stop=_stop(r, r.text("STOP")),
         presence_penalty=r.optional("PRESENCE_PENALTY", float, *RANGES["presence_penalty"]),
         frequency_penalty=r.optional("FREQUENCY_PENALTY", float, *RANGES["frequency_penalty"]),
     )
@@ -383,19 +390,27 @@ def _max_tokens(given: int | None, window: int) -> int:
     return max_tokens
 
 
-def _stop(text: str | None) -> tuple[str, ...]:
+def _stop(r: _Reader, text: str | None) -> tuple[str, ...]:
     if text is None:
         return ()
-    if text.startswith("["):
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError:
-            raise SettingsError("STOP: starts with '[' but is not a JSON list of strings") from None
-        if not isinstance(parsed, list) or not all(isinstance(s, str) for s in parsed):
-            raise SettingsError("STOP: must be a JSON list of strings")
+    try:
+        parsed = json.loads(text) if text.startswith("[") else None
+    except json.JSONDecodeError:
+        parsed = None
+    if parsed is None:
+        stops = tuple(s for s in text.split(",") if s)
+        if text.startswith("["):
+            # The original service's own .env.example has such a value; it split STOP on commas
+            # (viper), so it sent it as a literal stop sequence. Do the same, and say so.
+            r.warnings.append(
+                f"STOP={text} is not a JSON list: taken literally and split on commas, as the "
+                f"original service did ({len(stops)} stop sequence(s)); "
+                'write a JSON list such as ["END"] to mean a list'
+            )
+    elif isinstance(parsed, list) and all(isinstance(s, str) for s in parsed):
         stops = tuple(s for s in parsed if s)
     else:
-        stops = tuple(s for s in text.split(",") if s)
+        raise SettingsError("STOP: must be a JSON list of strings")
     if len(stops) > MAX_STOP_SEQUENCES:
         raise SettingsError(f"STOP: {len(stops)} sequences given, at most {MAX_STOP_SEQUENCES} allowed")
     return stops

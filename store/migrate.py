@@ -10,16 +10,14 @@ from importlib import resources
 from typing import Any
 
 from store import backfill
+from store.diagnose import HANDSHAKE_SECONDS, failure
 from store.errors import Unavailable
 from store.url import DatabaseURL
 
 LOCK_NAME = "chatservice.migrate"
 LOCK_TIMEOUT_SECONDS = 60
 _FILE = re.compile(r"([0-9]{4})_([a-z0-9_]+)\.sql")
-_LEDGER = (
-    "CREATE TABLE IF NOT EXISTS schema_migrations "
-    "(version INTEGER NOT NULL PRIMARY KEY, name VARCHAR(200) NOT NULL)"
-)
+_LEDGER = "CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name VARCHAR(200) NOT NULL)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,24 +53,32 @@ def _statements(sql: str) -> tuple[str, ...]:
 
 
 async def migrate(url: DatabaseURL) -> list[int]:
-    """Bring the schema up to date; returns the versions this call applied (none if current)."""
+    """Bring the schema up to date; returns the versions this call applied (none if current).
+
+    Unavailable says in one line which failure stopped it (access denied, unknown database...).
+    """
     if url.kind == "sqlite":
-        return await asyncio.to_thread(_migrate_sqlite, url.path)
+        return await asyncio.to_thread(_migrate_sqlite, url)
     return await _migrate_mysql(url)
 
 
-def _migrate_sqlite(path: str) -> list[int]:
+def failed(url: DatabaseURL, exc: BaseException) -> Unavailable:
+    return Unavailable(f"database {url.redacted()}: {failure(exc, url)}")
+
+
+def _migrate_sqlite(url: DatabaseURL) -> list[int]:
     from pathlib import Path
 
     try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_SECONDS, isolation_level=None)
-    except (OSError, sqlite3.Error) as exc:  # a directory that cannot be made, or read-only
-        raise Unavailable(f"cannot open the SQLite database {path}: {exc}") from None
+        Path(url.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(url.path, timeout=LOCK_TIMEOUT_SECONDS, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise failed(url, exc) from exc
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("BEGIN IMMEDIATE")  # the file lock serialises concurrent migrators
-        conn.execute(_LEDGER)
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_migrations'").fetchall():
+            conn.execute(_LEDGER)
         done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
         applied = []
         for m in migrations("sqlite"):
@@ -84,22 +90,23 @@ def _migrate_sqlite(path: str) -> list[int]:
                 applied.append(m.version)
         conn.execute("COMMIT")
         return applied
-    except sqlite3.OperationalError as exc:  # e.g. a read-only file or directory
-        raise Unavailable(f"cannot migrate the SQLite database {path}: {exc}") from None
+    except sqlite3.Error as exc:
+        raise failed(url, exc) from exc
     finally:
         conn.close()
 
 
 async def _migrate_mysql(url: DatabaseURL) -> list[int]:
     import asyncmy
+    from asyncmy.errors import MySQLError
 
-    from store.mysql import MySQLDatabase, translate
+    from store.mysql import MySQLDatabase
 
     kwargs = MySQLDatabase(url, pool_size=1).connect_kwargs() | {"autocommit": True}
     try:
-        conn = await asyncmy.connect(**kwargs)
-    except Exception as exc:
-        raise (translate(exc, "migrate") or exc) from exc
+        conn = await asyncio.wait_for(asyncmy.connect(**kwargs), HANDSHAKE_SECONDS)
+    except (MySQLError, OSError, EOFError) as exc:
+        raise failed(url, exc) from exc
     try:
         async with conn.cursor() as cur:
             # MySQL DDL commits implicitly, so a named lock (not a transaction) makes this safe
@@ -111,12 +118,30 @@ async def _migrate_mysql(url: DatabaseURL) -> list[int]:
                 return await _apply_mysql(cur)
             finally:
                 await cur.execute("SELECT RELEASE_LOCK(%s)", (LOCK_NAME,))
+    except (MySQLError, OSError, EOFError) as exc:
+        raise failed(url, exc) from exc
+    except Unavailable as exc:
+        raise Unavailable(f"database {url.redacted()}: {exc.message}") from exc
     finally:
         await conn.ensure_closed()
 
 
 async def _apply_mysql(cur: Any) -> list[int]:
-    await cur.execute(_LEDGER)
+    # Looked up rather than CREATE TABLE IF NOT EXISTS, whose note the driver logs as a warning.
+    await cur.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() "
+        "AND table_name = 'schema_migrations'"
+    )
+    columns = {str(row[0]).lower() for row in await cur.fetchall()}
+    if not columns:
+        await cur.execute(_LEDGER)
+    elif "name" not in columns:
+        # golang-migrate's (version, dirty), as the original Go service's database has: its
+        # version numbers are not ours, and its tables are not either.
+        raise Unavailable(
+            "its schema_migrations table is another tool's (golang-migrate's, as the original "
+            "Go service made?): give chatservice a database of its own"
+        )
     await cur.execute("SELECT version FROM schema_migrations")
     done = {row[0] for row in await cur.fetchall()}
     applied = []

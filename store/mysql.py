@@ -10,15 +10,17 @@ from typing import Any
 import asyncmy
 from asyncmy.errors import DataError, IntegrityError, InterfaceError, OperationalError
 
+from store.diagnose import HANDSHAKE_SECONDS, log_unavailable
 from store.errors import AlreadyExists, ChatServiceError, InvalidArgument, Unavailable
 from store.sql import Row
 from store.url import DatabaseURL
 
 _DUPLICATE_KEY = 1062
 _CONNECTION_ERRORS = (OperationalError, InterfaceError, OSError, ConnectionError, EOFError)
+UNREACHABLE = "the database is unreachable; retry shortly"  # what clients are told; the log says which
 
 
-def translate(exc: BaseException, where: str) -> ChatServiceError | None:
+def translate(exc: BaseException, where: str, url: DatabaseURL | None = None) -> ChatServiceError | None:
     """The error-tree equivalent of a driver error, or None when it is a bug to let through."""
     if isinstance(exc, IntegrityError):
         if exc.args and exc.args[0] == _DUPLICATE_KEY:
@@ -27,7 +29,9 @@ def translate(exc: BaseException, where: str) -> ChatServiceError | None:
     if isinstance(exc, DataError):
         return InvalidArgument(f"{where}: value does not fit ({exc.args[-1]})")
     if isinstance(exc, _CONNECTION_ERRORS):
-        return Unavailable("the database is unreachable; retry shortly")
+        if url is not None:
+            log_unavailable(exc, url)
+        return Unavailable(UNREACHABLE)
     return None
 
 
@@ -75,11 +79,15 @@ class MySQLDatabase:
     async def _get_pool(self) -> Any:
         if self._pool is None:
             try:
-                self._pool = await asyncmy.create_pool(
-                    minsize=1, maxsize=self._pool_size, pool_recycle=600, **self.connect_kwargs()
+                self._pool = await asyncio.wait_for(
+                    asyncmy.create_pool(
+                        minsize=1, maxsize=self._pool_size, pool_recycle=600, **self.connect_kwargs()
+                    ),
+                    HANDSHAKE_SECONDS,
                 )
-            except _CONNECTION_ERRORS:
-                raise Unavailable("the database is unreachable; retry shortly") from None
+            except _CONNECTION_ERRORS as exc:
+                log_unavailable(exc, self._url)
+                raise Unavailable(UNREACHABLE) from None
         return self._pool
 
     @asynccontextmanager
@@ -87,15 +95,16 @@ class MySQLDatabase:
         pool = await self._get_pool()
         try:
             conn = await pool.acquire()
-        except _CONNECTION_ERRORS:
-            raise Unavailable("the database is unreachable; retry shortly") from None
+        except _CONNECTION_ERRORS as exc:
+            log_unavailable(exc, self._url)
+            raise Unavailable(UNREACHABLE) from None
         try:
             await conn.begin()
             yield _Tx(conn)
             await conn.commit()
         except BaseException as exc:
             await _rollback_or_drop(conn, exc)
-            mapped = translate(exc, "database write")
+            mapped = translate(exc, "database write", self._url)
             if mapped is None:
                 raise
             raise mapped from exc

@@ -6,6 +6,8 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,33 @@ def mysql_url() -> DatabaseURL:
             raise
         pytest.skip(f"no MariaDB/MySQL at {url.redacted()}: {exc}")
     return url
+
+
+def scratch_name(url: DatabaseURL, tag: str) -> str:
+    """A new database name prefixed by TEST_DATABASE_URL's own (its user may have rights on `<name>%` only)."""
+    suffix = f"_{tag}{uuid.uuid4().hex[:10]}"
+    return url.database[: 64 - len(suffix)] + suffix  # MySQL names are at most 64 characters
+
+
+@asynccontextmanager
+async def scratch_database(url: DatabaseURL, tag: str = "m") -> AsyncIterator[DatabaseURL]:
+    """An empty database of its own on the test server, dropped afterwards."""
+    import asyncmy
+
+    name = scratch_name(url, tag)
+    conn = await asyncmy.connect(
+        host=url.host, port=url.port, user=url.user, password=url.password, autocommit=True
+    )
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        try:
+            yield replace(url, database=name)
+        finally:
+            async with conn.cursor() as cur:
+                await cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        await conn.ensure_closed()
 
 
 @pytest.fixture(scope="session")
@@ -83,12 +112,14 @@ def llm_server() -> Iterator[FakeLLM]:
 
 
 @pytest.fixture
-def fake_llm(llm_server: FakeLLM) -> FakeLLM:
-    """The session's fake LLM with default behaviour and an empty record."""
+def fake_llm(llm_server: FakeLLM) -> Iterator[FakeLLM]:
+    """The session's fake LLM with default behaviour and an empty record (default again afterwards,
+    for tests that use the session's server without this fixture)."""
     llm_server.behaviour = Behaviour()
     llm_server.records.clear()
     llm_server.calls.clear()
-    return llm_server
+    yield llm_server
+    llm_server.behaviour = Behaviour()
 
 
 def free_port() -> int:

@@ -1,7 +1,8 @@
-"""Run `chatservice serve` as a subprocess, the way a user does, for end-to-end tests."""
+"""Run `chatservice serve` (and other commands) as a subprocess, the way a user does, for end-to-end tests."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import resource
 import signal
@@ -10,6 +11,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from asyncio.subprocess import PIPE
 from pathlib import Path
 
 from tests.conftest import free_port
@@ -18,11 +20,18 @@ from tests.conftest import free_port
 class ServeProcess:
     """`python -m gateways.cli serve` with the given environment; waits until /healthz answers."""
 
-    def __init__(self, env: dict[str, str], cwd: Path | None = None, open_files: int | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        cwd: Path | None = None,
+        open_files: int | None = None,
+        drop: tuple[str, ...] = (),
+    ) -> None:
+        """`drop`: keys of this process's environment not to pass on (so a .env in `cwd` decides them)."""
         self.web_port = int(env.get("WEB_SERVER_PORT") or free_port())
         self.grpc_port = int(env.get("GRPC_SERVER_PORT") or free_port())
         self.env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k not in drop},
             "RAY_USAGE_STATS_ENABLED": "0",
             **env,
             "WEB_SERVER_PORT": str(self.web_port),
@@ -90,3 +99,13 @@ class ServeProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+async def run_cli(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    """`chatservice <args>` as a user runs it: exit code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateways.cli", *args, cwd=cwd, env=env, stdout=PIPE, stderr=PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

@@ -11,12 +11,21 @@ import grpc
 from gateways.grpc.gen.chatservice.v1 import chat_service_pb2 as pb
 from gateways.grpc.gen.chatservice.v1 import chat_service_pb2_grpc as pb_grpc
 
-HELP = "/new starts a new chat, /history shows this one, /quit leaves; Ctrl-C stops an answer."
+HELP = (
+    "/new starts a new chat, /history shows this one, /quit leaves; "
+    "Ctrl-C stops an answer, and at an empty prompt leaves."
+)
 CONNECT_SECONDS = 10.0
 ROLES = {pb.ROLE_SYSTEM: "system", pb.ROLE_USER: "you", pb.ROLE_ASSISTANT: "assistant"}
+# This client's token comes from its own environment (or ./.env), whatever the server says to send.
+SET_TOKEN = "set AUTH_TOKEN (in this shell, or in ./.env) to the service's AUTH_TOKEN"
+NO_TOKEN = f"error: the service needs its token: {SET_TOKEN}"
+WRONG_TOKEN = f"error: the service refused the token: {SET_TOKEN}"
 
 
-def failure(exc: grpc.RpcError) -> str:
+def failure(exc: grpc.RpcError, token: str | None = None) -> str:
+    if exc.code() is grpc.StatusCode.UNAUTHENTICATED:
+        return WRONG_TOKEN if token else NO_TOKEN
     return f"error: {exc.code().name}: {exc.details()}"
 
 
@@ -26,9 +35,17 @@ class TerminalChat:
     def __init__(self, stub: pb_grpc.ChatServiceStub, user_id: str, token: str | None, out: TextIO) -> None:
         self._stub = stub
         self._user = user_id
+        self._token = token
         self._metadata = (("authorization", token),) if token else ()
         self._out = out
         self.chat_id = ""
+
+    def check_access(self) -> None:
+        """One cheap call, so a missing or wrong token is said before the first prompt."""
+        self._stub.ListChats(pb.ListChatsRequest(user_id=self._user, page_size=1), metadata=self._metadata)
+
+    def failure(self, exc: grpc.RpcError) -> str:
+        return failure(exc, self._token)
 
     def _say(self, text: str = "", end: str = "\n") -> None:
         self._out.write(text + end)
@@ -127,7 +144,7 @@ class TerminalChat:
                 else:
                     self.send(line)
             except grpc.RpcError as exc:
-                self._say(failure(exc))
+                self._say(self.failure(exc))
 
 
 def main(target: str, user_id: str, chat_id: str | None, token: str | None, out: TextIO) -> int:
@@ -140,10 +157,11 @@ def main(target: str, user_id: str, chat_id: str | None, token: str | None, out:
         chat = TerminalChat(pb_grpc.ChatServiceStub(channel), user_id, token, out)
         out.write(f"chatservice chat: {user_id} at {target}. {HELP}\n")
         try:
+            chat.check_access()
             if chat_id:
                 chat.open(chat_id)
         except grpc.RpcError as exc:
-            out.write(failure(exc) + "\n")
+            out.write(chat.failure(exc) + "\n")
             return 1
         except KeyboardInterrupt:  # Ctrl-C before the chat opened: leave quietly, as a shell does
             out.write("\n")

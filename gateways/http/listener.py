@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from typing import Any
 
@@ -220,25 +221,24 @@ class HttpListener:
             shutdown_timeout=grace,
             keepalive_timeout=settings.read_timeout_seconds,
         )
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
 
-    async def start(self) -> int:
-        """Listen; returns the bound port. OSError (the port is taken) propagates."""
+    async def start(self, sockets: list[socket.socket]) -> int:
+        """Listen on the sockets claimed at start-up (bound, not yet listening); returns the port."""
         await self.runner.setup()
         loop = asyncio.get_running_loop()
         quiet_accept_errors(loop)
         quiet_bad_requests()
         handlers = self.runner.server
         assert handlers is not None  # set by setup()
-        s = self._settings
-        # An address binds exactly that address (0.0.0.0 is IPv4 only); a name binds what it resolves to.
-        self._server = await loop.create_server(
-            lambda: _Capped(handlers(), self.connections), s.host, s.web_port, backlog=128, reuse_address=True
-        )
-        return int(self._server.sockets[0].getsockname()[1])
+        self._servers = [
+            await loop.create_server(lambda: _Capped(handlers(), self.connections), sock=sock, backlog=128)
+            for sock in sockets
+        ]
+        return int(sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         """Stop accepting, then let running requests finish (the runner's shutdown_timeout)."""
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         await self.runner.cleanup()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from aiohttp import web
@@ -10,6 +11,7 @@ from aiohttp.typedefs import Handler
 from gateways import logs
 from gateways.auth import token_matches
 from gateways.http.keys import SETTINGS
+from gateways.http.responses import json_response
 from gateways.http_errors import error_body, http_status
 from store.errors import (
     ChatServiceError,
@@ -49,13 +51,13 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = http_status(exc)
         if status >= 500:
             log.warning("%s %s -> %d: %s", request.method, request.path, status, exc.message)
-        return web.json_response(error_body(exc), status=status)
+        return json_response(error_body(exc), status=status)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SETTINGS].max_body_bytes
         return _as_json(MessageTooLarge(f"request body is larger than {limit} bytes"))
     except web.HTTPException as exc:
         if exc.status >= 400 and exc.content_type != "application/json":
-            return web.json_response(
+            return json_response(
                 {"error": {"code": exc.reason.lower().replace(" ", "_"), "message": exc.reason}},
                 status=exc.status,
                 headers={k: v for k, v in exc.headers.items() if k == "Allow"},
@@ -64,7 +66,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _as_json(exc: ChatServiceError) -> web.Response:
-    return web.json_response(error_body(exc), status=http_status(exc))
+    return json_response(error_body(exc), status=http_status(exc))
 
 
 @web.middleware
@@ -98,7 +100,18 @@ async def read_json(request: web.Request) -> dict[str, object]:
         raise InvalidArgument("body is nested too deeply") from None
     if not isinstance(body, dict):
         raise InvalidArgument("body must be a JSON object")
+    if b"\\u" in await request.read() and not _is_text(body):
+        raise InvalidArgument("body holds an unpaired surrogate escape (half an emoji?), which is not text")
     return body
+
+
+def _is_text(body: dict[str, object]) -> bool:
+    """A lone \\ud83d escape parses as JSON, but no UTF-8 text (nor database) can hold it."""
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def text_field(body: dict[str, object], name: str, *, required: bool = True) -> str | None:

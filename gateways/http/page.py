@@ -21,6 +21,8 @@ ASSETS = {
     "turns.js": "text/javascript",
     "view.js": "text/javascript",
     "markdown.js": "text/javascript",
+    "code.js": "text/javascript",
+    "highlight.min.js": "text/javascript",  # vendored: web/VENDOR.md
     "icon.svg": "image/svg+xml",
 }
 ASSET_PREFIX = "/web/"

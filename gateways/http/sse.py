@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,6 +10,7 @@ from aiohttp import web
 
 from gateways.events import TurnDelta, TurnEvent, TurnFinished, TurnStarted
 from gateways.http import shapes
+from gateways.http.responses import COMPACT, json_bytes
 from gateways.http_errors import error_body, http_status
 from store.errors import ChatServiceError
 
@@ -20,7 +20,7 @@ log = logging.getLogger("chatservice.http")
 
 def frame(event: str, data: dict[str, Any]) -> bytes:
     """One event; compact JSON never holds a raw newline, so `data` is always a single line."""
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n".encode()
+    return b"event: %s\ndata: %s\n\n" % (event.encode(), json_bytes(data, COMPACT))
 
 
 def wants_events(request: web.Request) -> bool:

@@ -16,6 +16,7 @@ from gateways.events import TurnDelta, TurnFinished, TurnStarted
 from gateways.http import shapes, sse
 from gateways.http.keys import SERVICE
 from gateways.http.middleware import read_json, text_field
+from gateways.http.responses import json_response
 from gateways.service import ChatService
 from store.errors import InvalidArgument
 
@@ -42,7 +43,7 @@ async def _optional_json(request: web.Request) -> dict[str, object]:
 
 @routes.get(OPENAPI_PATH)
 async def openapi(request: web.Request) -> web.Response:
-    return web.Response(body=openapi_document(), content_type="application/json")
+    return web.Response(body=openapi_document(), content_type="application/json", charset="utf-8")
 
 
 @cache
@@ -56,7 +57,7 @@ async def create_chat(request: web.Request) -> web.Response:
     overrides = shapes.overrides(body)
     chat_id = text_field(body, "chat_id", required=False) or None
     record, window = await _service(request).create_chat(request.match_info["user_id"], overrides, chat_id)
-    return web.json_response(shapes.chat(record, window), status=201)
+    return json_response(shapes.chat(record, window), status=201)
 
 
 @routes.get(CHATS)
@@ -65,19 +66,19 @@ async def list_chats(request: web.Request) -> web.Response:
     chats, token = await _service(request).list_chats(
         request.match_info["user_id"], shapes.page_size(q.get("page_size")), q.get("page_token", "")
     )
-    return web.json_response({"chats": [shapes.chat(c) for c in chats], "next_page_token": token})
+    return json_response({"chats": [shapes.chat(c) for c in chats], "next_page_token": token})
 
 
 @routes.get(CHAT)
 async def get_chat(request: web.Request) -> web.Response:
     record, window = await _service(request).get_chat(*_ids(request))
-    return web.json_response(shapes.chat(record, window))
+    return json_response(shapes.chat(record, window))
 
 
 @routes.post(CHAT + "/end")
 async def end_chat(request: web.Request) -> web.Response:
     record = await _service(request).end_chat(*_ids(request))
-    return web.json_response(shapes.chat(record))
+    return json_response(shapes.chat(record))
 
 
 @routes.delete(CHAT)
@@ -97,7 +98,7 @@ async def list_messages(request: web.Request) -> web.Response:
         page_size=shapes.page_size(q.get("page_size")),
         page_token=q.get("page_token", ""),
     )
-    return web.json_response({"messages": [shapes.message(m) for m in messages], "next_page_token": token})
+    return json_response({"messages": [shapes.message(m) for m in messages], "next_page_token": token})
 
 
 @routes.post(CHAT + "/messages")
@@ -121,5 +122,5 @@ async def send_message(request: web.Request) -> web.StreamResponse:
                 parts.append(event.text)
             elif isinstance(event, TurnFinished):
                 answer = {**shapes.started(first), **shapes.finished(event), "content": "".join(parts)}
-                return web.json_response(answer)
+                return json_response(answer)
     raise AssertionError("a turn always ends with TurnFinished or an error")

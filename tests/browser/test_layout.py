@@ -79,3 +79,15 @@ async def test_everything_works_from_the_keyboard_with_a_visible_focus(
     await keys.press("Escape")
     await expect(web.page.locator("#confirm-delete")).to_be_hidden()
     await expect(web.chat_links).to_have_count(1)
+
+
+async def test_on_a_phone_the_inputs_hint_fits_on_its_line(serve_web: Serve, open_page: OpenPage) -> None:
+    web: WebPage = await open_page(serve_web(), **PHONE)
+    await web.sign_in(new_user())
+    await expect(web.input).to_be_visible()
+    # An empty textarea's scrollHeight counts its placeholder's lines: more than fits means clipped.
+    fits = "t => t.value === '' && t.scrollHeight <= t.clientHeight && t.placeholder.length > 0"
+    assert await web.input.evaluate(fits)
+    await web.page.set_viewport_size({"width": 1280, "height": 800})  # room again: the full hint
+    await expect(web.input).to_have_attribute("placeholder", "Message (Enter sends, Shift+Enter adds a line)")
+    assert await web.input.evaluate(fits)

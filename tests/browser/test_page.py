@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import re
 import urllib.error
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import expect
 
 from tests.browser.conftest import Serve
@@ -26,6 +30,8 @@ async def test_a_wrong_token_is_refused_with_a_message_and_the_right_one_is_reme
     await web.sign_in(user, "not-the-token")
     await expect(web.page.locator("#signin-error")).to_contain_text("refused this token")
     await expect(web.page.locator("#app")).to_be_hidden()
+    await expect(web.page.locator("#signin-user")).to_have_value(user)  # kept, to fix the token only
+    await expect(web.page.locator("#signin-token")).to_be_focused()
 
     await web.sign_in(user)
     await expect(web.page.locator("#app")).to_be_visible()
@@ -179,3 +185,79 @@ async def test_a_bad_chat_setting_is_explained_and_nothing_is_created(
     await expect(web.input).to_have_value("Hello")  # kept, to send again
     await expect(web.chat_links).to_have_count(0)
     assert web.api("GET", "", user)["chats"] == []
+
+
+async def chat_creation(web: WebPage) -> asyncio.Event:
+    """Holds the page's POST that creates a chat until the returned event is set."""
+    release = asyncio.Event()
+
+    async def hold(route: Any) -> None:
+        if route.request.method == "POST":
+            await release.wait()
+        with contextlib.suppress(PlaywrightError):  # the page may have given up on it (Stop)
+            await route.continue_()
+
+    await web.page.route(re.compile(r"/v1/users/[^/]+/chats$"), hold)
+    return release
+
+
+async def test_a_new_chats_first_message_shows_at_once_and_leaves_the_input(
+    serve_web: Serve, open_page: OpenPage
+) -> None:
+    web: WebPage = await open_page(serve_web())
+    await web.sign_in(new_user())
+    release = await chat_creation(web)
+    await web.send("The first message of a new chat")
+    # The chat is still being created (the request is held), and the message is already shown.
+    pending = web.page.locator("#messages > li.msg.user.pending .body")
+    await expect(pending).to_have_text("The first message of a new chat")
+    await expect(web.page.locator(".msg.streaming .typing")).to_have_text("Thinking…")
+    await expect(web.input).to_have_value("")
+    await expect(web.input).to_be_disabled()  # one turn at a time, from Enter on: nothing typed is lost
+    await expect(web.page.locator("#stop")).to_be_visible()
+    release.set()
+    await web.wait_idle("The first message of a new chat")
+    assert [text for _, text in await web.transcript()][1:] == [
+        "The first message of a new chat",
+        "Echo: The first message of a new chat",
+    ]
+    await expect(web.input).to_have_value("")
+
+
+async def test_stop_while_the_chat_is_created_gives_the_message_back(
+    serve_web: Serve, open_page: OpenPage
+) -> None:
+    web: WebPage = await open_page(serve_web())
+    user = new_user()
+    await web.sign_in(user)
+    release = await chat_creation(web)
+    await web.send("Never mind")
+    await expect(web.page.locator("#messages > li.msg.user.pending")).to_have_count(1)
+    await web.page.click("#stop")
+    await expect(web.input).to_have_value("Never mind")  # never sent: back to edit or send again
+    await expect(web.input).to_be_enabled()
+    await expect(web.messages).to_have_count(0)
+    release.set()
+    await expect(web.chat_links).to_have_count(0)
+    assert web.api("GET", "", user)["chats"] == []
+
+
+async def test_after_stop_the_last_line_and_the_mark_stay_in_view(
+    serve_web: Serve, open_page: OpenPage, fake_llm: FakeLLM
+) -> None:
+    web: WebPage = await open_page(serve_web(), viewport={"width": 1000, "height": 560})
+    await web.sign_in(new_user())
+    fake_llm.behaviour.reply = lambda messages: "\n\n".join(f"Line {i} of a long answer." for i in range(150))
+    fake_llm.behaviour.token_delay = 0.01
+    await web.send("A long answer, please.")
+    await expect(web.page.locator(".msg.streaming .body")).to_contain_text("Line 60 of")
+    await web.page.click("#stop")
+    await web.wait_idle("A long answer, please.")
+    in_view = """() => {
+        const box = document.getElementById('conversation').getBoundingClientRect();
+        const inside = el => { const r = el.getBoundingClientRect(); return r.top >= box.top && r.bottom <= box.bottom; };
+        const answer = [...document.querySelectorAll('#messages > li.msg.assistant')].pop();
+        return [inside(answer.querySelector('.note')), inside(answer.querySelector('.body > :last-child'))];
+    }"""
+    assert await web.page.evaluate(in_view) == [True, True]
+    await web.shot("stopped-in-view")

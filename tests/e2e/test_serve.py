@@ -101,6 +101,9 @@ def test_with_no_configuration_it_answers_offline_on_sqlite_and_survives_a_resta
         assert "Ray dashboard: http://127.0.0.1:" in serve.output()
         assert "Ray metrics (Prometheus): http://" in serve.output()
         assert "chatservice-gateway-" in serve.output()
+        # Ray's token, said once in the service's words, and not by Ray at every start.
+        assert serve.output().count("Ray token authentication is on: the token is in ") == 1
+        assert "Token authentication is enabled for this Ray cluster" not in serve.output()
     assert (tmp_path / "chatservice.db").exists()
     with ServeProcess({}, cwd=tmp_path) as serve:
         status, again = post(

@@ -150,3 +150,34 @@ async def test_chat_id_is_created_or_continued_and_an_unreachable_server_is_said
     assert await term.finish() == 1 and "PERMISSION_DENIED" in term.output
     term = await terminal("--target", f"127.0.0.1:{free_port()}")  # type: ignore[operator]
     assert await term.finish() == 1 and "cannot reach" in term.output
+
+
+@pytest.mark.parametrize("token", [None, "not-the-token"])
+async def test_a_missing_or_wrong_token_says_to_set_auth_token_before_the_prompt(
+    make_server: MakeServer, terminal: object, token: str | None
+) -> None:
+    served = await make_server(AUTH_TOKEN="tok")
+    term = await terminal("--target", served.target, "--user-id", "cli-user", token=token)  # type: ignore[operator]
+    assert await term.finish() == 1
+    lines = term.output.strip().splitlines()
+    verdict = "needs its token" if token is None else "refused the token"
+    assert (
+        lines[-1]
+        == f"error: the service {verdict}: set AUTH_TOKEN (in this shell, or in ./.env) to the service's AUTH_TOKEN"
+    )
+    assert "you> " not in term.output and "metadata" not in term.output
+
+
+async def test_help_says_how_to_leave_and_where_the_token_comes_from() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateways.cli",
+        "chat",
+        "--help",
+        stdout=asyncio.subprocess.PIPE,
+        cwd=repo_root(),
+    )
+    text = " ".join((await proc.communicate())[0].decode().split())
+    assert proc.returncode == 0
+    assert "Ctrl-C at an idle prompt leaves" in text and "Sends AUTH_TOKEN from the environment" in text

@@ -88,6 +88,7 @@ def test_database_url_wins_over_db_parts() -> None:
         ({"GRPC_GRACE_SECONDS": "soon"}, "GRPC_GRACE_SECONDS"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"LOG_CONTENT": "maybe"}, "LOG_CONTENT"),
+        ({"RAY_DASHBOARD": "sometimes"}, "RAY_DASHBOARD"),
         ({"METRICS_EXPORT_PORT": "70000"}, "METRICS_EXPORT_PORT"),
     ],
 )
@@ -110,6 +111,15 @@ def test_a_public_host_is_allowed_with_a_token() -> None:
 
 def test_stop_takes_a_json_list_with_commas_inside() -> None:
     assert settings(STOP='["a,b", "c"]').default_params.stop == ("a,b", "c")
+
+
+def test_the_original_services_stop_value_is_one_literal_sequence_with_a_warning() -> None:
+    # Its .env.example has STOP=["\super-end\"]: not JSON; the original split it on commas.
+    s = settings(STOP='["\\super-end\\"]')
+    assert s.default_params.stop == ('["\\super-end\\"]',)
+    assert len(s.warnings) == 1 and "not a JSON list" in s.warnings[0] and "\n" not in s.warnings[0]
+    assert settings(STOP="[a,b").default_params.stop == ("[a", "b")
+    assert settings(STOP='["END"]').warnings == settings(STOP="END").warnings == ()
 
 
 def test_secrets_never_appear_in_the_settings_repr() -> None:
@@ -148,6 +158,7 @@ def test_operations_settings_default_to_quiet_text_logs_and_a_ten_second_grace()
         9100,
     )
     assert settings(LOG_CONTENT="0").log_content is False
+    assert settings().ray_dashboard is True and settings(RAY_DASHBOARD="0").ray_dashboard is False
 
 
 def test_the_older_grpc_grace_name_is_still_accepted_and_the_new_one_wins() -> None:

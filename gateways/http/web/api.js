@@ -47,8 +47,8 @@ export class Api {
     return this.token ? { ...extra, Authorization: this.token } : extra;
   }
 
-  async json(method, path, body) {
-    const init = { method, headers: this.headers() };
+  async json(method, path, body, signal) {
+    const init = { method, headers: this.headers(), signal };
     if (body !== undefined) {
       init.headers = this.headers({ "Content-Type": "application/json" });
       init.body = JSON.stringify(body);
@@ -63,8 +63,8 @@ export class Api {
     return this.json("GET", `?${q}`);
   }
 
-  createChat(settings) {
-    return this.json("POST", "", settings);
+  createChat(settings, signal) {
+    return this.json("POST", "", settings, signal);
   }
 
   getChat(chatId) {

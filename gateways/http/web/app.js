@@ -2,7 +2,8 @@
 
 import { Api } from "./api.js";
 import {
-  $, KEYS, banner, failed, openId, render, renderSidebar, runningHere, scrollToEnd, showSignIn, state,
+  $, KEYS, banner, failed, fitPlaceholder, openId, render, renderSidebar, runningHere, scrollToEnd, showSignIn,
+  state,
 } from "./state.js";
 import { resizeInput, send, stop } from "./turns.js";
 
@@ -19,7 +20,7 @@ async function signIn(user, token) {
     page = await api.listChats();
   } catch (err) {
     localStorage.removeItem(KEYS.token);
-    showSignIn(signInMessage(err));
+    showSignIn(signInMessage(err), user);
     return;
   }
   localStorage.setItem(KEYS.user, user);
@@ -156,6 +157,7 @@ function wire() {
     }
   });
   $("input").addEventListener("input", resizeInput);
+  new ResizeObserver(fitPlaceholder).observe($("input")); // a rotated phone, a resized window
   $("stop").addEventListener("click", stop);
   // Following a chat link, setting location.hash and Back/Forward all fire popstate.
   window.addEventListener("popstate", () => state.api && route());

@@ -19,12 +19,13 @@ export const state = {
 export const openId = () => state.chat?.chat_id ?? null;
 export const runningHere = () => state.turns.get(openId()) ?? null;
 
-export function showSignIn(message = "") {
+// `user`: the id to show (a refused first sign-in keeps the one typed).
+export function showSignIn(message = "", user = localStorage.getItem(KEYS.user) ?? "") {
   for (const turn of state.turns.values()) turn.controller.abort();
   state.api = null;
   $("app").hidden = true;
   $("signin").hidden = false;
-  $("signin-user").value = localStorage.getItem(KEYS.user) ?? "";
+  $("signin-user").value = user;
   $("signin-error").textContent = message;
   $("signin-error").hidden = !message;
   ($("signin-user").value ? $("signin-token") : $("signin-user")).focus();
@@ -55,13 +56,35 @@ export function render() {
   renderMessages($("messages"), state.messages, turn);
   renderMeter($("meter"), chat?.window, chat?.params.max_tokens ?? 0);
   $("input").disabled = turn !== null || ended;
-  $("input").placeholder = ended ? "This chat has ended: start a new one." : "Message (Enter sends, Shift+Enter adds a line)";
+  fitPlaceholder();
   $("send").hidden = turn !== null;
   $("stop").hidden = turn === null;
   renderSidebar();
 }
 
+// The input's hint, the long one where it fits on one line (a phone gets the short one).
+const PLACEHOLDERS = {
+  open: ["Message (Enter sends, Shift+Enter adds a line)", "Message"],
+  ended: ["This chat has ended: start a new one.", "Chat ended: start a new one."],
+};
+const ruler = document.createElement("canvas").getContext("2d");
+
+export function fitPlaceholder() {
+  const input = $("input");
+  const [long, short] = PLACEHOLDERS[state.chat?.status === "ended" ? "ended" : "open"];
+  const style = getComputedStyle(input);
+  const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  ruler.font = `${style.fontStyle} ${style.fontWeight} ${style.fontSize} ${style.fontFamily}`; // not every browser computes "font"
+  const text = ruler.measureText(long).width <= room ? long : short;
+  if (input.placeholder !== text) input.placeholder = text;
+}
+
+export const nearEnd = () => {
+  const box = $("conversation");
+  return box.scrollHeight - box.scrollTop - box.clientHeight < 120;
+};
+
 export function scrollToEnd(force = false) {
   const box = $("conversation");
-  if (force || box.scrollHeight - box.scrollTop - box.clientHeight < 120) box.scrollTop = box.scrollHeight;
+  if (force || nearEnd()) box.scrollTop = box.scrollHeight;
 }

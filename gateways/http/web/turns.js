@@ -1,7 +1,9 @@
 // A turn from the page: create the chat on its first message, stream the answer, Stop.
 
 import { chatHash, paintAnswer, renderMeter } from "./view.js";
-import { $, banner, failed, openId, render, renderSidebar, runningHere, scrollToEnd, state } from "./state.js";
+import {
+  $, banner, failed, nearEnd, openId, render, renderSidebar, runningHere, scrollToEnd, state,
+} from "./state.js";
 
 const STORED_POLLS = 40; // × 250 ms: how long a stopped answer may take to be stored
 
@@ -32,34 +34,20 @@ function settings() {
   return body;
 }
 
+// Enter: the message leaves the input and shows at once; a new chat is created by it first.
 export async function send() {
-  const content = $("input").value;
-  if (!content.trim() || runningHere() || $("input").disabled || state.creating) return;
+  const input = $("input");
+  const content = input.value;
+  if (!content.trim() || runningHere() || input.disabled) return;
   banner("");
-  if (state.chat === null) {
-    state.creating = true;
-    try {
-      state.chat = await state.api.createChat(settings());
-    } catch (err) {
-      return failed(err);
-    } finally {
-      state.creating = false;
-    }
-    state.chats.unshift(state.chat);
-    history.pushState(null, "", chatHash(state.chat.chat_id));
-    $("settings").reset();
-  }
-  $("input").value = "";
+  input.value = "";
   resizeInput();
-  await runTurn(state.chat.chat_id, content);
+  const turn = startTurn(openId(), content);
+  if (turn.chatId === null && !(await createChat(turn))) return;
+  await runTurn(turn);
 }
 
-function setWindow(chatId, window) {
-  if (chatId === openId()) state.chat.window = window;
-  renderMeter($("meter"), state.chat?.window, state.chat?.params.max_tokens ?? 0);
-}
-
-async function runTurn(chatId, content) {
+function startTurn(chatId, content) {
   const api = state.api;
   const turn = { api, chatId, content, text: "", controller: new AbortController(), stopped: false, started: null };
   state.turns.set(chatId, turn);
@@ -67,6 +55,44 @@ async function runTurn(chatId, content) {
   render();
   scrollToEnd(true);
   if (hadFocus) $("stop").focus();
+  return turn;
+}
+
+// The chat a first message makes (with the new chat's settings); false if it could not be made,
+// and then the message, never sent, is back in the input.
+async function createChat(turn) {
+  const opening = state.opening;
+  const stillHere = () => state.chat === null && opening === state.opening && turn.api === state.api;
+  let chat;
+  try {
+    chat = await state.api.createChat(settings(), turn.controller.signal);
+  } catch (err) {
+    state.turns.delete(null);
+    if (stillHere()) $("input").value = turn.content;
+    render();
+    if (err.name !== "AbortError") failed(err);
+    return false;
+  }
+  state.turns.delete(null);
+  turn.chatId = chat.chat_id;
+  state.turns.set(chat.chat_id, turn);
+  state.chats.unshift(chat);
+  if (stillHere()) {
+    state.chat = chat;
+    history.pushState(null, "", chatHash(chat.chat_id));
+    $("settings").reset();
+  }
+  render();
+  return true;
+}
+
+function setWindow(chatId, window) {
+  if (chatId === openId()) state.chat.window = window;
+  renderMeter($("meter"), state.chat?.window, state.chat?.params.max_tokens ?? 0);
+}
+
+async function runTurn(turn) {
+  const { api, chatId, content } = turn;
   let painting = 0;
   try {
     for await (const { event, data } of api.send(chatId, content, turn.controller.signal)) {
@@ -111,7 +137,7 @@ async function finishTurn(turn) {
       state.messages.push({ message_id: -1, role: "assistant", content: turn.text, status, erased: false });
     }
   }
-  render();
+  renderKeepingEnd();
   if (chatId === openId() && [document.body, $("stop")].includes(document.activeElement)) $("input").focus();
   const stored = (messages) =>
     !started || !turn.text || messages.some((m) => m.role === "assistant" && m.message_id > started.user_message_id);
@@ -120,8 +146,15 @@ async function finishTurn(turn) {
   } catch (err) {
     return err.status === 404 ? undefined : failed(err); // deleted meanwhile
   }
-  if (chatId === openId() && !runningHere()) render();
+  if (chatId === openId() && !runningHere()) renderKeepingEnd();
   else renderSidebar();
+}
+
+// A reader at the end stays there: the "Stopped" mark or a longer stored answer stays in view.
+function renderKeepingEnd() {
+  const following = nearEnd();
+  render();
+  if (following) scrollToEnd(true);
 }
 
 export function stop() {

@@ -1,6 +1,7 @@
 // Building the page's parts from API data: messages (erased ones under a fold), the running turn,
 // the token meter and the chat list. Text is only ever set as text; answers go through Markdown.
 
+import { decorateCode } from "./code.js";
 import { renderMarkdown } from "./markdown.js";
 
 const ROLES = { user: "You", assistant: "Assistant", system: "System prompt" };
@@ -15,9 +16,11 @@ export function el(tag, className = "", text) {
 
 export const chatHash = (chatId) => `#chat/${encodeURIComponent(chatId)}`;
 
+const renderAnswer = (text) => decorateCode(renderMarkdown(text));
+
 function body(role, content) {
   const node = el("div", role === "assistant" ? "body md" : "body plain");
-  if (role === "assistant") node.append(renderMarkdown(content));
+  if (role === "assistant") node.append(renderAnswer(content));
   else node.textContent = content;
   return node;
 }
@@ -62,7 +65,7 @@ function turnItems(turn) {
 
 export function paintAnswer(item, text) {
   const target = item.querySelector(".body");
-  if (text) target.replaceChildren(renderMarkdown(text));
+  if (text) target.replaceChildren(renderAnswer(text));
   else target.replaceChildren(el("span", "typing", "Thinking…"));
 }
 
