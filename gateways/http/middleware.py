@@ -101,7 +101,10 @@ async def read_json(request: web.Request) -> dict[str, object]:
     if not isinstance(body, dict):
         raise InvalidArgument("body must be a JSON object")
     if b"\\u" in await request.read() and not _is_text(body):
-        raise InvalidArgument("body holds an unpaired surrogate escape (half an emoji?), which is not text")
+        raise InvalidArgument(
+            "body is not valid Unicode: it holds a lone surrogate "
+            "(half of a character, as when a UTF-16 string is cut in two)"
+        )
     return body
 
 

@@ -59,7 +59,9 @@ async def test_a_host_that_does_not_resolve_is_one_line(tmp_path: Path) -> None:
 def test_without_the_dashboard_the_local_ray_still_serves_and_exports_metrics(tmp_path: Path) -> None:
     with ServeProcess({"RAY_DASHBOARD": "0"}, cwd=tmp_path) as serve:
         request = urllib.request.Request(
-            f"{serve.url}/chat", json.dumps({"user_id": "u1", "user_message": "Olá"}).encode()
+            f"{serve.url}/chat",
+            json.dumps({"user_id": "u1", "user_message": "Olá"}).encode(),
+            headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=60) as response:
             assert json.loads(response.read())["content"].startswith("[offline]")
