@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from twilio.request_validator import RequestValidator
 
 from gateways.grpc.gen.chatservice.v1 import chat_service_pb2 as pb
-from gateways.whatsapp import FAILED_REPLY
+from gateways.whatsapp import FAILED_REPLY, chat_id_for, id_key
 from store import DatabaseURL
 from store.records import MessageStatus, Role
 from tests.grpc_support import MakeServer, make_server, original_proto, stored, turn_events
@@ -123,6 +123,6 @@ async def test_a_broken_stream_gets_the_whatsapp_apology_and_the_next_message_an
     assert FAILED_REPLY in await whatsapp(client, sender, "oi")
     assert FAILED_REPLY in await whatsapp(client, sender, "oi de novo")
     assert "w0 w1 w2 w3 w4 w5" in await whatsapp(client, sender, "e agora?")
-    messages = await stored(mysql_url, f"wa:{sender.removeprefix('whatsapp:')}:1")
+    messages = await stored(mysql_url, chat_id_for(sender, 1, id_key(None, AUTH)))
     answers = [(m.status, m.content) for m in messages if m.role is Role.ASSISTANT]
     assert answers == [(MessageStatus.INTERRUPTED, "w0 w1 "), (MessageStatus.COMPLETE, "w0 w1 w2 w3 w4 w5")]
