@@ -187,22 +187,25 @@ class ChatDirectory:
             going = isinstance(exc.cause, Passivating)
         except (ActorUnavailableError, TimeoutError):
             return False  # alive but out of reach for now (a busy node): try another
-        if going:
-            # Its connection is closed and it refuses calls: nothing is lost by ending it now,
-            # and a process left to exit by itself lingers for seconds on a busy node.
-            ray.kill(handle, no_restart=True)
-            await self._until_gone(name)
-        return going
+        if not going:
+            return False
+        # Its connection is closed and it refuses calls: nothing is lost by ending it now,
+        # and a process left to exit by itself lingers for seconds on a busy node.
+        ray.kill(handle, no_restart=True)
+        # Until Ray lets go of the name the actor still counts as live, so the cap stays exact;
+        # a later round finds it dead and frees it then.
+        return await self._until_gone(name)
 
-    async def _until_gone(self, name: str) -> None:
+    async def _until_gone(self, name: str) -> bool:
         """Wait (briefly) until Ray has let go of the name, so a new activation gets a new actor."""
         deadline = time.monotonic() + PASSIVATE_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             try:
                 await asyncio.to_thread(ray.get_actor, name, self._config.namespace)
             except ValueError:
-                return
+                return True
             await asyncio.sleep(0.02)
+        return False
 
     async def _refresh_cap(self) -> None:
         """The cap is per node: follow the number of live Ray nodes."""

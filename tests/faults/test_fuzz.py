@@ -242,7 +242,13 @@ def listed_chats(w: World, reply: Reply, exact: dict[str, str], sent: Any, hdrs:
 def got(w: World, reply: Reply, exact: dict[str, str], sent: Any, hdrs: dict[str, str]) -> None:
     doc = _json(reply)
     _chat_doc(doc, exact)
-    assert set(doc["window"]) == {"messages", "tokens", "context_tokens"}
+    assert set(doc["window"]) == {
+        "messages",
+        "tokens",
+        "context_tokens",
+        "server_prompt_tokens",
+        "correction",
+    }
 
 
 def ended(w: World, reply: Reply, exact: dict[str, str], sent: Any, hdrs: dict[str, str]) -> None:
