@@ -195,12 +195,10 @@ class BranchOperations(ChatState):
 
     async def _message_at(self, seq: int) -> MessageRecord:
         """One message of the chat, from the window if it is there; NotFound if the chat has none."""
-        found = self._records.get(seq)
+        found = self._records.get(_checked(seq))
         if found is not None:
             return found
-        rows = await self._store.list_path(
-            self.chat_id, leaf=_checked(seq), include_erased=True, after_seq=seq - 1
-        )
+        rows = await self._store.list_path(self.chat_id, leaf=seq, include_erased=True, after_seq=seq - 1)
         return rows[0]
 
     async def _path_to(self, seq: int | None) -> list[MessageRecord]:
@@ -237,6 +235,8 @@ class BranchOperations(ChatState):
 
 def renamed_title(title: str) -> str:
     """A title as given to rename: one line, spaces collapsed; InvalidArgument if it cannot be stored."""
+    if not isinstance(title, str):
+        raise InvalidArgument(f"a title is text, not {type(title).__name__}")
     clean = re.sub(r"\s+", " ", title).strip()
     if any(unicodedata.category(c) in ("Cc", "Cs") for c in clean):
         raise InvalidArgument("a title holds no control characters nor lone surrogates")
@@ -246,6 +246,9 @@ def renamed_title(title: str) -> str:
 
 
 def _checked(seq: int) -> int:
+    """A message id as given: InvalidArgument if it is no whole number, NotFound if no message has it."""
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise InvalidArgument(f"a message id is a whole number, not {type(seq).__name__}")
     if not 0 < seq <= MAX_SEQ:
         raise NotFound(f"there is no message {seq}")
     return seq

@@ -140,6 +140,9 @@ async def test_bad_branch_requests_are_refused_and_store_nothing(store: ChatStor
             await c.begin_turn(edit(missing, "x"))
         with pytest.raises(NotFound):
             await c.begin_turn(regenerate(missing))
+    for wrong in (2.0, "2", True, None):
+        with pytest.raises(InvalidArgument, match="whole number"):
+            await c.begin_turn(edit(wrong, "x"))  # type: ignore[arg-type]
     with pytest.raises(MessageTooLarge):
         await c.begin_turn(edit(2, "huge", tokens=500))
     assert (await tree(store, chat_id), await store.get_chat(chat_id)) == before

@@ -129,6 +129,9 @@ async def test_a_switch_to_no_such_message_or_by_another_user_changes_nothing(
     for missing in (6, 0, -1, 2**63):
         with pytest.raises(NotFound):
             await c.switch("u1", missing)
+    for wrong in ("3", 3.0, False):
+        with pytest.raises(InvalidArgument):
+            await c.switch("u1", wrong)  # type: ignore[arg-type]
     with pytest.raises(PermissionDenied):
         await c.switch("intruder", 3)
     with pytest.raises(NotFound):
@@ -147,9 +150,9 @@ async def test_rename_replaces_the_title_and_clears_it(store: ChatStore, chat_id
     await turn(c, edit(2, "an edit titles an untitled chat"))
     stored = await store.get_chat(chat_id)
     assert stored is not None and stored.title == "an edit titles an untitled chat"
-    for bad in ("x" * 201, "bell\x07", "nul\x00", "\ud800"):
+    for bad in ("x" * 201, "bell\x07", "nul\x00", "\ud800", None, 7):
         with pytest.raises(InvalidArgument):
-            await c.rename("u1", bad)
+            await c.rename("u1", bad)  # type: ignore[arg-type]
     with pytest.raises(PermissionDenied):
         await c.rename("intruder", "mine now")
     assert (await c.rename("u1", "中文 " * 50)).title == ("中文 " * 50).strip()  # 149 characters
