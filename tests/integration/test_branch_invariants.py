@@ -68,3 +68,28 @@ def test_a_long_fixed_sequence_keeps_the_invariants_on_both_stores(db_url: Datab
         assert done[f"end {end}"] >= 3, (end, done)
     assert done["withdraw"] >= 5 and scenario.ledger.refused["end stale: FailedPrecondition"] >= 5
     assert len(scenario.ledger.answers) >= 80
+
+
+def test_two_tabs_interleaving_on_one_activation_end_consistent(db_url: DatabaseURL) -> None:
+    """Two callers play random steps at once on one activation; they queue, and the chat ends consistent."""
+    same = [Step(s.kind, 0, s.pick, s.tokens, s.end) for s in long_sequence(5, 120)]
+    tabs = [[s for s in same[i::2] if s.kind != "kill" and s.end not in ("killed", "stale")] for i in (0, 1)]
+
+    async def both() -> Scenario:
+        store = open_store(db_url, pool_size=2)
+        try:
+            scenario = Scenario(store, f"t-{uuid.uuid4().hex}")
+            await scenario.start()
+
+            async def tab(steps: list[Step]) -> None:
+                for step in steps:
+                    await asyncio.wait_for(scenario.play(step, check=False), STEP_SECONDS)
+
+            await asyncio.gather(*(tab(steps) for steps in tabs))
+            await scenario.check()
+            return scenario
+        finally:
+            await store.close()
+
+    scenario = asyncio.run(both())
+    assert len(scenario.ledger.answers) >= 20 and scenario.ledger.done["switch"] >= 5
