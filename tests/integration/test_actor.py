@@ -106,6 +106,21 @@ async def rebuilt(db_url: DatabaseURL, chat_id: str) -> list[tuple[int, str]]:
         await store.close()
 
 
+async def killed(chat_id: str) -> None:
+    """Kill the chat's actor and wait until it is gone (ray.kill returns before the actor dies)."""
+    actor = ray.get_actor(actor_name(chat_id), namespace=NAMESPACE)
+    ray.kill(actor, no_restart=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if ray.get_actor(actor_name(chat_id), namespace=NAMESPACE) != actor:
+                return
+        except ValueError:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail("the killed actor is still registered")
+
+
 def branch(turn_id: str, kind: Regenerate | Edit, content: str = "") -> TurnRequest:
     return TurnRequest(turn_id, "u1", content, 12 if content else 0, MODEL, branch=kind)
 
@@ -139,7 +154,7 @@ async def test_a_regenerate_survives_its_actors_death(
     await turn(registry, chat_id, "q1")
     plan = await registry.begin_turn(chat_id, branch("t-regen", Regenerate()))
     assert isinstance(plan, TurnPlan)
-    ray.kill(ray.get_actor(actor_name(chat_id), namespace=NAMESPACE), no_restart=True)
+    await killed(chat_id)
     await registry.renew_turn(chat_id, "t-regen", plan.user_message_id)  # a fresh activation takes it
     queued = asyncio.ensure_future(registry.begin_turn(chat_id, ask("queued behind it")))
     await asyncio.sleep(0.3)
