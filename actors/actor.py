@@ -138,20 +138,34 @@ class ConversationActor:
         return await self._serve(self._conversation.begin_turn(req))
 
     async def complete_turn(
-        self, turn_id: str, reply: str, tokens: int, finish: str, server_prompt_tokens: int | None = None
+        self,
+        turn_id: str,
+        reply: str,
+        tokens: int,
+        finish: str,
+        server_prompt_tokens: int | None = None,
+        user_message_id: int | None = None,
     ) -> TurnResult:
         return await self._serve(
-            self._conversation.complete_turn(turn_id, reply, tokens, finish, server_prompt_tokens)
+            self._conversation.complete_turn(
+                turn_id, reply, tokens, finish, server_prompt_tokens, user_message_id
+            )
         )
 
-    async def shrink_turn(self, turn_id: str, target_tokens: int) -> TurnPlan:
-        return await self._serve(self._conversation.shrink_turn(turn_id, target_tokens))
+    async def shrink_turn(
+        self, turn_id: str, target_tokens: int, user_message_id: int | None = None
+    ) -> TurnPlan:
+        return await self._serve(self._conversation.shrink_turn(turn_id, target_tokens, user_message_id))
 
-    async def abort_turn(self, turn_id: str, partial: str, tokens: int, reason: str) -> TurnResult:
-        return await self._serve(self._conversation.abort_turn(turn_id, partial, tokens, reason))
+    async def abort_turn(
+        self, turn_id: str, partial: str, tokens: int, reason: str, user_message_id: int | None = None
+    ) -> TurnResult:
+        return await self._serve(
+            self._conversation.abort_turn(turn_id, partial, tokens, reason, user_message_id)
+        )
 
-    async def renew_turn(self, turn_id: str) -> None:
-        return await self._serve(self._conversation.renew_turn(turn_id))
+    async def renew_turn(self, turn_id: str, user_message_id: int | None = None) -> None:
+        return await self._serve(self._conversation.renew_turn(turn_id, user_message_id))
 
     async def withdraw_turn(self, turn_id: str) -> None:
         return await self._serve(self._conversation.withdraw_turn(turn_id))
@@ -164,6 +178,12 @@ class ConversationActor:
 
     async def end(self, user_id: str) -> ChatRecord:
         return await self._serve(self._conversation.end(user_id))
+
+    async def switch(self, user_id: str, message_id: int) -> tuple[ChatRecord, WindowInfo]:
+        return await self._serve(self._conversation.switch(user_id, message_id))
+
+    async def rename(self, user_id: str, title: str) -> ChatRecord:
+        return await self._serve(self._conversation.rename(user_id, title))
 
     async def delete(self, user_id: str) -> None:
         return await self._serve(self._conversation.delete(user_id))

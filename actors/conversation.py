@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from actors.chatops import ChatOperations
-from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult
+from actors.endings import TurnEndings
+from actors.protocol import NewChat, Recount, Regenerate, TurnPlan, TurnRequest
 from actors.ratelimit import RateLimit
 from actors.state import chat_title, entry, scale_for
 from actors.turns import WITHDRAWN, TurnSlot
@@ -17,14 +18,13 @@ from store.base import ChatStore
 from store.errors import (
     AlreadyExists,
     FailedPrecondition,
-    InvalidArgument,
     ResourceExhausted,
     StaleState,
 )
-from store.records import ChatParams, ChatRecord, ChatStatus, MessageRecord, MessageStatus, Role
+from store.records import ChatParams, ChatRecord, ChatStatus, MessageRecord, Role
 
 
-class Conversation(ChatOperations):
+class Conversation(ChatOperations, TurnEndings):
     """Holds a chat's window in memory and writes every change through before acknowledging it.
 
     Turns run one at a time in arrival order: begin_turn takes the chat's turn slot and
@@ -52,6 +52,7 @@ class Conversation(ChatOperations):
         self._withdrawn: set[str] = set()  # of those, the ones whose client left
         self._waiting: dict[str, asyncio.Future[None]] = {}  # of those, the ones queued for the slot
         self._titled_by: str | None = None  # the held turn, if its message gave the chat its title
+        self._leaf_before: tuple[str, int | None] | None = None  # a turn begun here, the leaf it left
 
     @property
     def busy(self) -> bool:
@@ -74,10 +75,10 @@ class Conversation(ChatOperations):
         return await asyncio.shield(arriving)
 
     async def _begin(self, req: TurnRequest) -> TurnPlan | Recount:
-        self._check_access(req.user_id, creating=req.create is not None)
+        self._check_access(req.user_id, creating=_creates(req))
         self._check_rate()
         await self._queue(req.turn_id)
-        titled = self.chat is not None and not self.chat.title
+        titled = self.chat is not None and not self.chat.title and not isinstance(req.branch, Regenerate)
         try:
             result = await self._start_or_reload(req)
         except BaseException as exc:
@@ -122,13 +123,9 @@ class Conversation(ChatOperations):
             )
 
     async def _start_or_reload(self, req: TurnRequest) -> TurnPlan | Recount:
-        try:
-            return await self._start(req)
-        except StaleState:
-            # Another activation wrote first. Nothing of this turn is stored yet, so reload the
-            # newest state and go again on top of it (once: a second conflict is reported).
-            await self.activate()
-            return await self._start(req)
+        # Another activation may write first: nothing of this turn is stored then, so it goes
+        # again on top of the newest state (once: a second conflict is reported).
+        return await self._retry_stale(lambda: self._start(req))
 
     def _check_access(self, user_id: str, *, creating: bool) -> None:
         if self.chat is None and creating:
@@ -139,31 +136,24 @@ class Conversation(ChatOperations):
 
     async def _start(self, req: TurnRequest) -> TurnPlan | Recount:
         # Re-check after waiting: the chat may have been created, ended or reloaded meanwhile.
-        self._check_access(req.user_id, creating=req.create is not None)
+        self._check_access(req.user_id, creating=_creates(req))
         if self.chat is None:
             assert req.create is not None
             return await self._create(req, req.create)
-        if req.counted_for != self.chat.params.model:
+        if req.counted_for != self.chat.params.model and not isinstance(req.branch, Regenerate):
             return Recount(self.chat.params.model)
         resumed = self._resume(req.turn_id)
         if resumed is not None:
             return resumed
-        assert self.window is not None
-        evict = self._plan(self.window, req.tokens, _scale(req, self.chat.params))
+        self._leaf_before = (req.turn_id, self.chat.active_leaf)
+        if isinstance(req.branch, Regenerate):
+            return await self._start_regenerate(req, req.branch, _scale(req, self.chat.params))
+        parent, base, siblings = await self._base_of(req.branch)
+        evict = self._plan(self._window_over(base), req.tokens, _scale(req, self.chat.params))
         self.correction = req.correction
-        user = self._message(Role.USER, req.content, req.tokens, req.turn_id)
-        version = await self._store.write(
-            self.chat_id,
-            self.chat.version,
-            append=[user],
-            erase=evict,
-            title=chat_title(req.content) if not self.chat.title else None,
-            active_leaf=user.seq,
-        )
-        title = self.chat.title or chat_title(req.content)
-        self.chat = replace(self.chat, version=version, title=title, active_leaf=user.seq)
-        self._admit(evict, [user])
-        return self._plan_for(req.turn_id, user.seq, evicted=len(evict), created=False)
+        user = await self._send(req, parent, base, evict)
+        plan = self._plan_for(req.turn_id, user.seq, evicted=len(evict), created=False)
+        return replace(plan, siblings=siblings)
 
     async def _create(self, req: TurnRequest, new: NewChat) -> TurnPlan | Recount:
         if req.counted_for != new.params.model:
@@ -187,70 +177,8 @@ class Conversation(ChatOperations):
             await self.activate()  # another activation created it first: continue as theirs
             return await self._start(replace(req, create=None))
         self._load(chat, [*first, user])
+        self._last_seq = user.seq
         return self._plan_for(req.turn_id, user.seq, evicted=0, created=True)
-
-    def _resume(self, turn_id: str) -> TurnPlan | None:
-        """Re-open a turn whose user message a previous activation stored before it died."""
-        mine = [r for r in self._records.values() if r.turn_id == turn_id]
-        if not mine:
-            return None
-        if any(r.role is Role.ASSISTANT for r in mine):
-            raise FailedPrecondition(f"turn {turn_id!r} already finished")
-        if mine[0].seq != max(self._records):
-            raise FailedPrecondition(
-                f"turn {turn_id!r} was abandoned and the chat has moved on: send the message again"
-            )
-        return self._plan_for(turn_id, mine[0].seq, evicted=0, created=False)
-
-    async def complete_turn(
-        self,
-        turn_id: str,
-        reply: str,
-        tokens: int,
-        finish_reason: str,
-        server_prompt_tokens: int | None = None,
-    ) -> TurnResult:
-        """Store the answer and free the chat for its next turn.
-
-        `server_prompt_tokens`: the prompt size the model's server reported for this turn, if any.
-        An empty answer is never a complete one: the gateway aborts such a turn instead.
-        """
-        if not reply.strip():
-            raise InvalidArgument("an empty answer cannot be stored as complete: abort the turn instead")
-        if server_prompt_tokens is not None:
-            self.server_prompt_tokens = server_prompt_tokens
-        return await self._end_turn(turn_id, reply, tokens, finish_reason, MessageStatus.COMPLETE)
-
-    async def shrink_turn(self, turn_id: str, target_tokens: int) -> TurnPlan:
-        """Evict more for the turn in progress: its LLM server found the prompt too large.
-
-        The oldest messages go, never the system prompt nor this turn's user message, until the
-        prompt is at most `target_tokens` by the window's count (or nothing more may go). The
-        erasures are written through like any eviction; the turn's plan is returned with them.
-        """
-        if not self._slot.holds(turn_id) and await self._adopt(turn_id) is not None:
-            raise FailedPrecondition(f"turn {turn_id!r} already finished")
-        plan = self._slot.current
-        assert plan is not None
-        self._slot.current = await self._shrink(plan, target_tokens)
-        return self._slot.current
-
-    async def abort_turn(self, turn_id: str, partial: str, tokens: int, reason: str) -> TurnResult:
-        """Free the chat after an LLM error or a cancel; a partial answer is kept, flagged."""
-        return await self._end_turn(turn_id, partial, tokens, reason, MessageStatus.INTERRUPTED)
-
-    async def renew_turn(self, turn_id: str) -> None:
-        """The gateway is still streaming this turn's answer: restart its lease.
-
-        On a fresh activation (the one that began it died) the turn is taken over first, so that
-        its lease runs here and no queued turn begins under it.
-        """
-        if self._slot.renew(turn_id):
-            return
-        if self._slot.finished(turn_id):
-            self._slot.outcome(turn_id)  # FailedPrecondition if it expired: the gateway stops renewing
-            return
-        await self._adopt(turn_id)
 
     async def withdraw_turn(self, turn_id: str) -> None:
         """Its client left before the turn began: store nothing of it.
@@ -283,111 +211,20 @@ class Conversation(ChatOperations):
             if plan.created:
                 await self._store.delete_chat(self.chat_id)
                 self._load(None, [])
+            elif self._regenerating(plan):
+                await self._take_back(plan)
             else:
-                version = await self._store.write(
-                    self.chat_id,
-                    self.chat.version,
-                    remove=[plan.user_message_id],
-                    rename="" if self._titled_by == turn_id else None,
-                )
-                title = "" if self._titled_by == turn_id else self.chat.title
-                leaf = self._records[plan.user_message_id].parent_seq
-                self.chat = replace(self.chat, version=version, title=title, active_leaf=leaf)
-                self._unadmit(plan.user_message_id)
-        except StaleState as exc:
+                await self._unsend(plan)
+        except (StaleState, FailedPrecondition) as exc:
             self._forget_if_stale(exc)
             self._slot.finish(turn_id, "was overtaken by another activation of the chat")
             raise
         self._slot.finish(turn_id, WITHDRAWN)
 
-    async def _end_turn(
-        self, turn_id: str, text: str, tokens: int, finish_reason: str, status: MessageStatus
-    ) -> TurnResult:
-        if self._slot.finished(turn_id):
-            return self._slot.outcome(turn_id)
-        if not self._slot.holds(turn_id):
-            answered = await self._adopt(turn_id)
-            if answered is not None:
-                return answered
-        stored: MessageRecord | None = None
-        if text or status is MessageStatus.COMPLETE:
-            try:
-                stored = await self._store_answer(turn_id, text, tokens, finish_reason, status)
-            except (StaleState, FailedPrecondition) as exc:
-                self._forget_if_stale(exc)
-                self._slot.finish(turn_id, "was overtaken by another activation of the chat")
-                raise
-            # Any other failure (the store is down) keeps the turn open: the gateway retries,
-            # or gives up with an empty abort, and the lease frees the chat if it never does.
-        result = TurnResult(
-            turn_id=turn_id,
-            assistant_message_id=stored.seq if stored else None,
-            status=stored.status if stored else None,
-            finish_reason=finish_reason,
-            window=self.window_info(),
-        )
-        self._slot.finish(turn_id, result)
-        return result
 
-    async def _store_answer(
-        self, turn_id: str, text: str, tokens: int, finish_reason: str, status: MessageStatus
-    ) -> MessageRecord:
-        for attempt in (1, 2):
-            assert self.chat is not None
-            answer = self._message(Role.ASSISTANT, text, tokens, turn_id, status, finish_reason)
-            try:
-                version = await self._store.write(
-                    self.chat_id, self.chat.version, append=[answer], active_leaf=answer.seq
-                )
-            except StaleState:
-                if attempt == 2:
-                    raise
-                # An activation that died a moment ago may have written after this one loaded:
-                # reload, and finish from what the store holds if the turn is still the last one.
-                await self.activate()
-                found = self._answer_of(turn_id)
-                if found is not None:
-                    return found
-                self._resume(turn_id)  # FailedPrecondition if the chat has moved on
-                continue
-            self.chat = replace(self.chat, version=version, active_leaf=answer.seq)
-            self._admit([], [answer])
-            return answer
-        raise AssertionError("unreachable")
-
-    def _answer_of(self, turn_id: str) -> MessageRecord | None:
-        for record in self._records.values():
-            if record.turn_id == turn_id and record.role is Role.ASSISTANT:
-                return record
-        return None
-
-    async def _adopt(self, turn_id: str) -> TurnResult | None:
-        """Take over a turn that a previous activation began and did not finish (it died).
-
-        Returns the stored answer if that activation finished it after all; otherwise the turn
-        becomes this activation's own, provided nothing happened in the chat since it began.
-        """
-        await self._ensure_active()
-        record = self._answer_of(turn_id)
-        if record is not None:
-            return TurnResult(
-                turn_id, record.seq, record.status, record.finish_reason or "", self.window_info()
-            )
-        if self.busy:
-            raise FailedPrecondition(f"turn {turn_id!r} is not in progress (the chat has moved on)")
-        await self._slot.acquire()
-        try:
-            plan = self._resume(turn_id)
-        except BaseException:
-            self._slot.release()
-            raise
-        if plan is None:
-            self._slot.release()
-            raise FailedPrecondition(
-                f"turn {turn_id!r} is not in progress (its lease expired or it never began)"
-            )
-        self._slot.hold(plan)
-        return None
+def _creates(req: TurnRequest) -> bool:
+    """Whether the request may create its chat: a new message with creation details, not a branch."""
+    return req.create is not None and req.branch is None
 
 
 def _scale(req: TurnRequest, params: ChatParams) -> float:

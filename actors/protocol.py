@@ -17,12 +17,35 @@ class NewChat:
 
 
 @dataclass(frozen=True, slots=True)
+class Regenerate:
+    """Answer again: a new answer beside answer `message_id`, or under user message `message_id`.
+
+    None: the active path's last message (its last answer, or its last user message if that has
+    no answer). The prompt is the path down to the user message answered; it sends no new message.
+    """
+
+    message_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """The request's content as a new user message beside user message `message_id` (same parent).
+
+    The prompt is the path down to that parent, then the new message; the earlier branch stays.
+    """
+
+    message_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class TurnRequest:
     """A user message, counted by the gateway with the tokenizer of `counted_for` (a model).
 
     `correction`: what the model's server counts per counted token, and `server_context` the
     context size the server said it has, if smaller than the chat's (the gateway's calibration):
     the window admits the prompt only if it fits as the server counts it (state.scale_for).
+    `branch`: None for a new message after the active leaf; a Regenerate (with no content and
+    0 tokens) or an Edit otherwise. Neither creates a chat.
     """
 
     turn_id: str
@@ -33,6 +56,7 @@ class TurnRequest:
     create: NewChat | None = None
     correction: float = 1.0
     server_context: int | None = None
+    branch: Regenerate | Edit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +84,16 @@ class WindowInfo:
 
 @dataclass(frozen=True, slots=True)
 class TurnPlan:
-    """Everything the gateway needs to ask the LLM for this turn's answer."""
+    """Everything the gateway needs to ask the LLM for this turn's answer.
+
+    `user_message_id`: the user message the turn answers (and the active leaf while it runs): a
+    new one, or for a regenerate an existing one; pass it back to complete, abort, renew and shrink
+    so that a fresh activation can take over a regenerate (nothing of which is stored before its
+    answer). `siblings`: the messages beside the turn's new message (same parent) before it was
+    added, in order (an edit's earlier versions, a regenerate's earlier answers; the new message
+    comes after them); None when not looked up (a new message, a resumed turn, a regenerate of an
+    unanswered message).
+    """
 
     turn_id: str
     chat_id: str
@@ -70,14 +103,19 @@ class TurnPlan:
     params: ChatParams
     evicted: int
     window: WindowInfo
+    siblings: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class TurnResult:
-    """How a turn ended: the stored answer's id (None when nothing was stored)."""
+    """How a turn ended: the stored answer's id (None when nothing was stored), the active leaf after it.
+
+    A regenerate that stores nothing (aborted before any text) moves the active leaf back where it was.
+    """
 
     turn_id: str
     assistant_message_id: int | None
     status: MessageStatus | None
     finish_reason: str
     window: WindowInfo
+    active_leaf: int | None = None

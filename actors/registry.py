@@ -167,23 +167,34 @@ class ChatRegistry:
         tokens: int,
         finish: str,
         server_prompt_tokens: int | None = None,
+        user_message_id: int | None = None,
     ) -> TurnResult:
         result = await self.call(
-            chat_id, "complete_turn", turn_id, reply, tokens, finish, server_prompt_tokens
+            chat_id, "complete_turn", turn_id, reply, tokens, finish, server_prompt_tokens, user_message_id
         )
         return cast(TurnResult, result)
 
-    async def shrink_turn(self, chat_id: str, turn_id: str, target_tokens: int) -> TurnPlan:
+    async def shrink_turn(
+        self, chat_id: str, turn_id: str, target_tokens: int, user_message_id: int | None = None
+    ) -> TurnPlan:
         """Evict more for a running turn whose LLM server found its prompt too large."""
-        return cast(TurnPlan, await self.call(chat_id, "shrink_turn", turn_id, target_tokens))
+        plan = await self.call(chat_id, "shrink_turn", turn_id, target_tokens, user_message_id)
+        return cast(TurnPlan, plan)
 
     async def abort_turn(
-        self, chat_id: str, turn_id: str, partial: str, tokens: int, reason: str
+        self,
+        chat_id: str,
+        turn_id: str,
+        partial: str,
+        tokens: int,
+        reason: str,
+        user_message_id: int | None = None,
     ) -> TurnResult:
-        return cast(TurnResult, await self.call(chat_id, "abort_turn", turn_id, partial, tokens, reason))
+        result = await self.call(chat_id, "abort_turn", turn_id, partial, tokens, reason, user_message_id)
+        return cast(TurnResult, result)
 
-    async def renew_turn(self, chat_id: str, turn_id: str) -> None:
-        await self.call(chat_id, "renew_turn", turn_id)
+    async def renew_turn(self, chat_id: str, turn_id: str, user_message_id: int | None = None) -> None:
+        await self.call(chat_id, "renew_turn", turn_id, user_message_id)
 
     async def withdraw_turn(self, chat_id: str, turn_id: str) -> None:
         await self.call(chat_id, "withdraw_turn", turn_id)
@@ -196,6 +207,13 @@ class ChatRegistry:
 
     async def end(self, chat_id: str, user_id: str) -> ChatRecord:
         return cast(ChatRecord, await self.call(chat_id, "end", user_id))
+
+    async def switch(self, chat_id: str, user_id: str, message_id: int) -> tuple[ChatRecord, WindowInfo]:
+        """Show the branch through a message: the active leaf becomes the leaf under it."""
+        return cast(tuple[ChatRecord, WindowInfo], await self.call(chat_id, "switch", user_id, message_id))
+
+    async def rename(self, chat_id: str, user_id: str, title: str) -> ChatRecord:
+        return cast(ChatRecord, await self.call(chat_id, "rename", user_id, title))
 
     async def delete(self, chat_id: str, user_id: str) -> None:
         await self.call(chat_id, "delete", user_id)

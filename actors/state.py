@@ -11,8 +11,8 @@ from actors.protocol import NewChat, TurnPlan, WindowInfo
 from actors.window import Entry, Window, WindowError
 from store.access import check_owner
 from store.base import ChatStore
-from store.errors import MessageTooLarge, NotFound, StaleState
-from store.records import ChatRecord, MessageRecord, MessageStatus, Role
+from store.errors import FailedPrecondition, MessageTooLarge, NotFound, StaleState
+from store.records import ChatRecord, MessageRecord, Role
 
 TITLE_CHARS = 80
 
@@ -40,6 +40,7 @@ class ChatState:
         self.chat: ChatRecord | None = None
         self.window: Window | None = None
         self._records: dict[int, MessageRecord] = {}
+        self._last_seq: int | None = None  # the largest seq of the whole tree, once read (None: not yet)
         # Observations of this activation, shown with the window (not stored).
         self.server_prompt_tokens: int | None = None
         self.correction: float | None = None
@@ -57,11 +58,25 @@ class ChatState:
 
     def _load(self, chat: ChatRecord | None, records: list[MessageRecord]) -> None:
         self.chat = chat
+        self._last_seq = None
+        self._rebuild(records)
+
+    def _rebuild(self, records: list[MessageRecord]) -> None:
+        """The window over exactly these records: the non-erased messages of the active path, in order."""
         self._records = {r.seq: r for r in records}
-        self.window = None
-        if chat is not None:
-            self.window = Window(chat.params.context_tokens, chat.params.max_tokens, evict_to=self._evict_to)
-            self.window.apply(add=[entry(r) for r in records])
+        self.window = self._window_over(records) if self.chat is not None else None
+
+    def _window_over(self, records: list[MessageRecord]) -> Window:
+        assert self.chat is not None
+        window = Window(self.chat.params.context_tokens, self.chat.params.max_tokens, evict_to=self._evict_to)
+        window.apply(add=[entry(r) for r in records])
+        return window
+
+    async def _next_seq(self) -> int:
+        """The seq a new message takes: after every message of the tree, on any branch."""
+        if self._last_seq is None:
+            self._last_seq = await self._store.last_seq(self.chat_id)
+        return self._last_seq + 1
 
     async def _ensure_active(self) -> None:
         if not self._active:
@@ -116,6 +131,7 @@ class ChatState:
     async def _shrink(self, plan: TurnPlan, target_tokens: int) -> TurnPlan:
         """Evict for a running turn until its prompt is at most the target; its plan after that."""
         assert self.window is not None and self.chat is not None
+        self._check_current(plan.turn_id, plan.user_message_id)
         evict = self._evictions_to(self.window, plan.user_message_id, target_tokens)
         if not evict:
             return plan
@@ -156,20 +172,12 @@ class ChatState:
             window=self.window_info(),
         )
 
-    def _message(
-        self,
-        role: Role,
-        content: str,
-        tokens: int,
-        turn_id: str,
-        status: MessageStatus = MessageStatus.COMPLETE,
-        finish_reason: str | None = None,
-    ) -> MessageRecord:
-        seq = max(self._records, default=0) + 1
-        leaf = self.chat.active_leaf if self.chat else None  # the new message follows the active path
-        return MessageRecord(
-            self.chat_id, seq, role, content, tokens, turn_id, status, finish_reason, parent_seq=leaf
-        )
+    def _check_current(self, turn_id: str, message_id: int) -> None:
+        """A turn goes on only while its message is the active leaf (else the chat has moved on)."""
+        if self.chat is None or self.chat.active_leaf != message_id:
+            raise FailedPrecondition(
+                f"turn {turn_id!r} was abandoned and the chat has moved on: send the message again"
+            )
 
     def _admit(self, evict: list[int], added: list[MessageRecord]) -> None:
         assert self.window is not None
@@ -177,12 +185,15 @@ class ChatState:
         for seq in evict:
             self._records.pop(seq, None)
         self._records.update((m.seq, m) for m in added)
+        if self._last_seq is not None:
+            self._last_seq = max([self._last_seq, *(m.seq for m in added)])
 
     def _unadmit(self, seq: int) -> None:
         """Take a message back out of the window (its turn was withdrawn and it is removed)."""
         assert self.window is not None
         self.window.apply([seq])
         self._records.pop(seq, None)
+        self._last_seq = None  # its seq is free again: read the tree's last one when next needed
 
     def _owned(self, user_id: str) -> ChatRecord:
         check_owner(self.chat_id, self.chat.user_id if self.chat else None, user_id)
