@@ -49,7 +49,7 @@ class ConversationActor:
     """One conversation. Holds at most one database connection, opened on first use.
 
     Passivation (idle, or to make room) is the directory's to run: it asks `passivate`, which
-    closes the connection and refuses further calls with Passivating (the registry re-activates
+    closes the connection and refuses further calls with Passivating (the router re-activates
     elsewhere), then ends the process.
     """
 
@@ -108,7 +108,7 @@ class ConversationActor:
         try:
             directory = await asyncio.to_thread(ray.get_actor, self._config.directory, self._config.namespace)
         except ValueError:
-            return  # no directory: this actor was made without a registry, and lives on
+            return  # no directory: this actor was made without a router, and lives on
         directory.passivate.remote(self._conversation.chat_id)
 
     async def passivate(self, reason: str = "idle") -> bool:

@@ -11,8 +11,8 @@ import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
+from actors.port import Conversations
 from actors.protocol import TurnPlan, TurnResult
-from actors.registry import ChatRegistry
 from gateways import metrics
 from gateways.calibration import Calibration, Seen, shrink_target
 from gateways.counting import TokenCounter
@@ -28,10 +28,10 @@ class Answering:
     """Runs the LLM request of a turn (one process-wide instance, shared by every chat)."""
 
     def __init__(
-        self, llm: LLM, registry: ChatRegistry, calibration: Calibration, counter: TokenCounter
+        self, llm: LLM, conversations: Conversations, calibration: Calibration, counter: TokenCounter
     ) -> None:
         self._llm = llm
-        self._registry = registry
+        self._conversations = conversations
         self.calibration = calibration
         self._counter = counter
 
@@ -107,7 +107,7 @@ class Answering:
             overflow.server_prompt_tokens if overflow else None,
             overflow.server_context_tokens if overflow else None,
         )
-        return await self._registry.shrink_turn(chat_id, plan.turn_id, target)
+        return await self._conversations.shrink_turn(chat_id, plan.turn_id, target)
 
     def _learn(self, chat_id: str, plan: TurnPlan, finish: Finish, refused: TurnPlan | None) -> None:
         model = plan.params.model

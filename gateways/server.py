@@ -9,7 +9,9 @@ import time
 from dataclasses import dataclass
 
 from actors.actor import ActorConfig
-from actors.registry import ChatRegistry
+from actors.inprocess import LocalConfig, LocalConversations
+from actors.port import Conversations
+from actors.router import ConversationRouter
 from gateways.capacity import live_chats_per_node
 from gateways.counting import TokenCounter
 from gateways.grpc import GrpcGateway
@@ -21,7 +23,7 @@ from gateways.llmserver import LLMServer
 from gateways.offline import OfflineResponder
 from gateways.ports import Ports
 from gateways.raynode import RayInfo, alive_nodes
-from gateways.service import ChatService
+from gateways.service import ChatService, ServiceConfig
 from gateways.settings import Settings, SettingsError
 from gateways.startup import announced
 from store import ChatStore, open_store
@@ -38,14 +40,14 @@ class Runtime:
     settings: Settings
     store: ChatStore
     llm: LLM
-    registry: ChatRegistry
+    conversations: Conversations
     service: ChatService
     readiness: Readiness
     llm_server: LLMServer | None = None
 
     async def close(self) -> None:
         await self.service.drain()
-        await self.registry.close()
+        await self.conversations.close()
         await self.llm.close()
         if self.llm_server is not None:
             await self.llm_server.close()
@@ -62,7 +64,7 @@ def build_llm(settings: Settings) -> LLM:
     return OpenAIChat(settings.openai_api_key, settings.openai_base_url, timeout=settings.llm_timeout_seconds)
 
 
-def build_registry(settings: Settings, live_chats_per_node: int) -> ChatRegistry:
+def build_router(settings: Settings, live_chats_per_node: int) -> ConversationRouter:
     config = ActorConfig(
         settings.database,
         settings.turn_timeout_seconds,
@@ -71,27 +73,47 @@ def build_registry(settings: Settings, live_chats_per_node: int) -> ChatRegistry
         settings.ray_namespace,
         evict_to=settings.evict_to,
     )
-    return ChatRegistry(config, live_chats_per_node, settings.activation_wait_seconds)
+    return ConversationRouter(config, live_chats_per_node, settings.activation_wait_seconds)
+
+
+def build_local(settings: Settings, store: ChatStore) -> LocalConversations:
+    """The conversations in this process, on the gateway's store (tests; no Ray)."""
+    config = LocalConfig(
+        settings.turn_timeout_seconds,
+        settings.chat_turns_per_minute,
+        settings.evict_to,
+        settings.live_chats_cap,
+    )
+    return LocalConversations(store, config)
 
 
 def build_runtime(
-    settings: Settings, live_chats_per_node: int | None = None, store: ChatStore | None = None
+    settings: Settings,
+    store: ChatStore | None = None,
+    *,
+    conversations: Conversations | None = None,
+    in_process: bool = False,
 ) -> Runtime:
+    """The runtime on `conversations`, else on a Ray router (or, `in_process`, on LocalConversations)."""
     if not settings.context_known:
         raise SettingsError(f"MODEL_MAX_TOKENS: unset for {settings.default_params.model!r}; set it")
     store = store or open_store(settings.database, settings.db_pool_size)
-    registry = build_registry(settings, live_chats_per_node or settings.live_chats_cap)
+    if conversations is None and in_process:
+        conversations = build_local(settings, store)
+    elif conversations is None:
+        conversations = build_router(settings, settings.live_chats_cap)
     llm = build_llm(settings)
     # The server's own endpoints (tokenize...), for models counted with their own tokenizer.
     server = None
     if not settings.offline and settings.openai_base_url is not None:
         server = LLMServer(settings.openai_base_url, settings.openai_api_key)
-    service = ChatService(settings, registry, llm, store, TokenCounter(settings.tokenizer, server))
-    return Runtime(settings, store, llm, registry, service, Readiness(store), server)
+    counter = TokenCounter(settings.tokenizer, server)
+    service = ChatService(ServiceConfig.of(settings), conversations, llm, store, counter)
+    return Runtime(settings, store, llm, conversations, service, Readiness(store), server)
 
 
-async def prepare(settings: Settings) -> Runtime:
-    """The runtime, with the live-chat cap checked against the database's max_connections."""
+async def prepare(settings: Settings) -> tuple[Runtime, ConversationRouter]:
+    """The runtime on Ray, with the live-chat cap checked against the database's max_connections."""
     store = open_store(settings.database, settings.db_pool_size)
     nodes = alive_nodes()
     try:
@@ -105,13 +127,14 @@ async def prepare(settings: Settings) -> Runtime:
         await store.close()
         raise
     log.info("live conversations: at most %d per node (%d node(s))", cap, nodes)
-    return build_runtime(settings, cap, store)
+    router = build_router(settings, cap)
+    return build_runtime(settings, store, conversations=router), router
 
 
-async def warm_directory(runtime: Runtime) -> None:
+async def warm_directory(router: ConversationRouter) -> None:
     """Start the chat directory now, so the first chat does not wait for its process."""
     try:
-        await asyncio.wait_for(runtime.registry.live_chats(), DIRECTORY_WAIT_SECONDS)
+        await asyncio.wait_for(router.live_chats(), DIRECTORY_WAIT_SECONDS)
     except Exception as exc:  # the first chat starts it then, and says why it cannot
         log.warning("the chat directory did not start yet (%r): the first chat will start it", exc)
 
@@ -139,16 +162,16 @@ async def run_gateways(runtime: Runtime, ports: Ports, started: float) -> None:
 
 
 async def run(settings: Settings, ray_info: RayInfo, started: float, ports: Ports) -> None:
-    runtime = await prepare(settings)
+    runtime, router = await prepare(settings)
     try:
         with announced("waiting for the chat directory (a Ray actor) to start...", "chat directory started"):
-            await warm_directory(runtime)
+            await warm_directory(router)
         await run_gateways(runtime, ports, started)
     finally:
         if ray_info.owned:
             # This process started Ray, so its actors end with it: let each close its connection.
             # A gateway that joined a cluster (RAY_ADDRESS) leaves the shared actors alone.
-            passivated = await runtime.registry.passivate_all()
+            passivated = await router.passivate_all()
             log.info("passivated %d conversation actor(s)", passivated)
         await runtime.close()
         log.info("stopped")

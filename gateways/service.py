@@ -8,13 +8,13 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from contextlib import aclosing
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from actors.port import Conversations
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
 from actors.ratelimit import KeyedRateLimit
-from actors.registry import ChatRegistry
 from gateways import logs, paging
 from gateways.answering import Answering
 from gateways.cache import LRU
@@ -27,7 +27,6 @@ from gateways.llm import LLM, Delta, Finish
 from gateways.owners import Owners
 from gateways.params import ChatOverrides, apply_overrides, check_system_prompt
 from gateways.report import TurnReport
-from gateways.settings import Settings
 from gateways.text import check_unicode, shows_something
 from store.base import ChatCursor, ChatStore
 from store.errors import (
@@ -40,6 +39,9 @@ from store.errors import (
 )
 from store.records import ChatParams, ChatRecord, MessageRecord
 
+if TYPE_CHECKING:
+    from gateways.settings import Settings
+
 T = TypeVar("T")
 log = logging.getLogger("chatservice.service")
 # How long the end of a turn is retried while the store is unreachable, before giving up.
@@ -48,46 +50,70 @@ STORE_RETRY_SECONDS = 10.0
 OPENINGS_CACHED = 64
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """The few settings the service reads (the gateways and wiring read the rest)."""
+
+    default_params: ChatParams
+    initial_chat_message: str
+    max_message_chars: int
+    turn_timeout_seconds: float
+    user_turns_per_minute: int
+    log_content: bool
+
+    @classmethod
+    def of(cls, s: Settings) -> ServiceConfig:
+        """What the service reads of the process's Settings (their defaults are declared there only)."""
+        return cls(
+            s.default_params,
+            s.initial_chat_message,
+            s.max_message_chars,
+            s.turn_timeout_seconds,
+            s.user_turns_per_minute,
+            s.log_content,
+        )
+
+
 class ChatService:
     """Turns and chats for one gateway process; holds no chat state of its own beyond caches."""
 
     def __init__(
         self,
-        settings: Settings,
-        registry: ChatRegistry,
+        config: ServiceConfig,
+        conversations: Conversations,
         llm: LLM,
         store: ChatStore,
         counter: TokenCounter | None = None,
     ) -> None:
-        self._settings = settings
-        self._registry = registry
+        self._config = config
+        self._conversations = conversations
         self._llm = llm
         self._store = store  # reads only: every write goes through the chat's actor
         self.counter = counter or TokenCounter()
-        self._answering = Answering(llm, registry, Calibration(), self.counter)
+        self._answering = Answering(llm, conversations, Calibration(), self.counter)
         self._owners = Owners(store)
         self._openings: LRU[tuple[str, ChatParams], NewChat] = LRU(OPENINGS_CACHED)
         self._background: set[asyncio.Task[object]] = set()
-        self._user_turns = KeyedRateLimit(settings.user_turns_per_minute)
-        self._leases = Leases(registry.renew_turn, settings.turn_timeout_seconds)
+        self._user_turns = KeyedRateLimit(config.user_turns_per_minute)
+        self._leases = Leases(conversations.renew_turn, config.turn_timeout_seconds)
 
     def check_content(self, content: str) -> str:
         if not shows_something(content):  # also zero-width spaces, joiners, BOMs and the like alone
             raise InvalidArgument("user_message is empty: send some text")
         check_unicode("user_message", content)
-        if len(content) > self._settings.max_message_chars:
+        if len(content) > self._config.max_message_chars:
             raise MessageTooLarge(
                 f"user_message is {len(content)} characters; at most "
-                f"{self._settings.max_message_chars} are accepted"
+                f"{self._config.max_message_chars} are accepted"
             )
         return content
 
     async def new_chat(self, overrides: ChatOverrides | None = None) -> NewChat:
         """How a chat is created: the defaults, or the defaults with a client's overrides."""
         o = overrides or ChatOverrides()
-        params = apply_overrides(self._settings.default_params, o)
+        params = apply_overrides(self._config.default_params, o)
         prompt = check_system_prompt(
-            self._settings.initial_chat_message if o.system_prompt is None else o.system_prompt
+            self._config.initial_chat_message if o.system_prompt is None else o.system_prompt
         )
         key = (prompt, params)
         known = self._openings.get(key)
@@ -109,7 +135,7 @@ class ChatService:
 
         `whatsapp`: the Twilio webhook's turn, the only one allowed in a reserved `wa:` chat.
         """
-        report = TurnReport(self._settings.log_content)
+        report = TurnReport(self._config.log_content)
         try:
             check_user_id(user_id)
             check = check_chat_id if whatsapp else check_new_chat_id
@@ -194,7 +220,7 @@ class ChatService:
         self, user_id: str, chat_id: str, content: str, create_missing: bool, turn_id: str
     ) -> TurnPlan:
         known = await self._owners.check(user_id, chat_id, may_be_missing=create_missing)
-        model = known.model if known else self._settings.default_params.model
+        model = known.model if known else self._config.default_params.model
         create = await self.new_chat() if create_missing else None
         learned = self._answering.calibration
         for _ in range(3):
@@ -211,7 +237,7 @@ class ChatService:
         raise AssertionError(f"chat {chat_id}: model kept changing while counting")
 
     async def _begin_once(self, chat_id: str, req: TurnRequest) -> TurnPlan | Recount:
-        call = asyncio.ensure_future(self._registry.begin_turn(chat_id, req))
+        call = asyncio.ensure_future(self._conversations.begin_turn(chat_id, req))
         try:
             return await asyncio.shield(call)
         except asyncio.CancelledError:
@@ -221,7 +247,7 @@ class ChatService:
 
     async def _withdraw(self, chat_id: str, turn_id: str, call: asyncio.Future[TurnPlan | Recount]) -> None:
         """Store nothing of a turn whose client left before it began: the actor drops it."""
-        withdraw = partial(self._registry.withdraw_turn, chat_id, turn_id)
+        withdraw = partial(self._conversations.withdraw_turn, chat_id, turn_id)
         try:
             await _while_store_returns(withdraw)
             try:
@@ -239,7 +265,7 @@ class ChatService:
         tokens = await self.counter.message(plan.params.model, "assistant", reply)
         try:
             result = await _while_store_returns(
-                lambda: self._registry.complete_turn(
+                lambda: self._conversations.complete_turn(
                     chat_id, plan.turn_id, reply, tokens, finish.reason, finish.prompt_tokens or None
                 )
             )
@@ -255,7 +281,7 @@ class ChatService:
         tokens = await self.counter.message(plan.params.model, "assistant", partial) if partial else 0
         try:
             await _while_store_returns(
-                lambda: self._registry.abort_turn(chat_id, plan.turn_id, partial, tokens, reason)
+                lambda: self._conversations.abort_turn(chat_id, plan.turn_id, partial, tokens, reason)
             )
         except ChatServiceError as exc:
             # The turn lease frees the chat anyway; the client already has its error.
@@ -287,13 +313,13 @@ class ChatService:
             await self._owners.refuse_taken(check_new_chat_id(chat_id))  # without waking its actor
         chat_id = chat_id or new_chat_id()
         new = await self.new_chat(overrides)
-        await self._registry.create(chat_id, user_id, new)
+        await self._conversations.create(chat_id, user_id, new)
         self._owners.remember(chat_id, user_id, new.params.model)
-        return self._shown(*await self._registry.describe(chat_id, user_id))
+        return self._shown(*await self._conversations.describe(chat_id, user_id))
 
     async def get_chat(self, user_id: str, chat_id: str) -> tuple[ChatRecord, WindowInfo]:
         await self._owners.check(check_user_id(user_id), check_chat_id(chat_id))
-        return self._shown(*await self._registry.describe(chat_id, user_id))
+        return self._shown(*await self._conversations.describe(chat_id, user_id))
 
     def _shown(self, record: ChatRecord, window: WindowInfo) -> tuple[ChatRecord, WindowInfo]:
         if window.correction is None:
@@ -303,11 +329,11 @@ class ChatService:
 
     async def end_chat(self, user_id: str, chat_id: str) -> ChatRecord:
         await self._owners.check(check_user_id(user_id), check_chat_id(chat_id))
-        return await self._registry.end(chat_id, user_id)
+        return await self._conversations.end(chat_id, user_id)
 
     async def delete_chat(self, user_id: str, chat_id: str) -> None:
         await self._owners.check(check_user_id(user_id), check_chat_id(chat_id))
-        await self._registry.delete(chat_id, user_id)
+        await self._conversations.delete(chat_id, user_id)
         self._owners.forget(chat_id)
 
     async def list_chats(

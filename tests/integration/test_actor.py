@@ -12,7 +12,7 @@ import ray
 from actors.actor import ActorConfig
 from actors.names import NAMESPACE, actor_name
 from actors.protocol import Edit, NewChat, Regenerate, TurnPlan, TurnRequest
-from actors.registry import ChatRegistry
+from actors.router import ConversationRouter
 from store import DatabaseURL, open_store
 from store.errors import NotFound, PermissionDenied
 from store.records import ChatParams
@@ -23,22 +23,22 @@ NEW = NewChat(ChatParams(MODEL, context_tokens=200, max_tokens=50), "sys", 10)
 
 
 @pytest.fixture
-def registry(ray_session: str, db_url: DatabaseURL) -> ChatRegistry:
-    return ChatRegistry(ActorConfig(db_url, turn_timeout=60, idle_seconds=600))
+def registry(ray_session: str, db_url: DatabaseURL) -> ConversationRouter:
+    return ConversationRouter(ActorConfig(db_url, turn_timeout=60, idle_seconds=600))
 
 
 def ask(content: str, user: str = "u1") -> TurnRequest:
     return TurnRequest(uuid.uuid4().hex, user, content, 12, MODEL, NEW)
 
 
-async def turn(registry: ChatRegistry, chat_id: str, content: str) -> TurnPlan:
+async def turn(registry: ConversationRouter, chat_id: str, content: str) -> TurnPlan:
     plan = await registry.begin_turn(chat_id, ask(content))
     assert isinstance(plan, TurnPlan)
     await registry.complete_turn(chat_id, plan.turn_id, f"re: {content}", 12, "stop")
     return plan
 
 
-async def test_a_killed_actor_rehydrates_the_same_window(registry: ChatRegistry, chat_id: str) -> None:
+async def test_a_killed_actor_rehydrates_the_same_window(registry: ConversationRouter, chat_id: str) -> None:
     for i in range(12):  # enough to evict: 12 turns x 24 tokens overflow a 150-token budget
         await turn(registry, chat_id, f"message {i}")
     before = await registry.window_messages(chat_id)
@@ -50,7 +50,7 @@ async def test_a_killed_actor_rehydrates_the_same_window(registry: ChatRegistry,
     assert plan.messages[-1]["content"] == "after the crash"
 
 
-async def test_two_concurrent_turns_on_one_chat_are_serialised(registry: ChatRegistry, chat_id: str) -> None:
+async def test_two_concurrent_turns_on_one_chat_are_serialised(registry: ConversationRouter, chat_id: str) -> None:
     first = await registry.begin_turn(chat_id, ask("first"))
     assert isinstance(first, TurnPlan)
     second = asyncio.ensure_future(registry.begin_turn(chat_id, ask("second")))
@@ -63,7 +63,7 @@ async def test_two_concurrent_turns_on_one_chat_are_serialised(registry: ChatReg
     await registry.complete_turn(chat_id, plan.turn_id, "second answer", 5, "stop")
 
 
-async def test_another_user_gets_a_permission_error_through_ray(registry: ChatRegistry, chat_id: str) -> None:
+async def test_another_user_gets_a_permission_error_through_ray(registry: ConversationRouter, chat_id: str) -> None:
     await turn(registry, chat_id, "private")
     with pytest.raises(PermissionDenied, match="another user"):
         await registry.begin_turn(chat_id, ask("let me in", user="intruder"))
@@ -72,10 +72,10 @@ async def test_another_user_gets_a_permission_error_through_ray(registry: ChatRe
 
 
 async def test_actor_processes_import_neither_tiktoken_nor_openai(
-    registry: ChatRegistry, chat_id: str
+    registry: ConversationRouter, chat_id: str
 ) -> None:
     await turn(registry, chat_id, "hello")
-    stats = await registry.call(chat_id, "stats")
+    stats = await registry.stats(chat_id)
     assert stats["chat_id"] == chat_id
     assert stats["gateway_modules"] == []
 
@@ -83,7 +83,7 @@ async def test_actor_processes_import_neither_tiktoken_nor_openai(
 async def test_an_idle_actor_passivates_and_reactivates_with_the_same_window(
     ray_session: str, db_url: DatabaseURL, chat_id: str
 ) -> None:
-    registry = ChatRegistry(ActorConfig(db_url, turn_timeout=60, idle_seconds=0.5))
+    registry = ConversationRouter(ActorConfig(db_url, turn_timeout=60, idle_seconds=0.5))
     await turn(registry, chat_id, "remember me")
     before = await registry.window_messages(chat_id)
     deadline = time.monotonic() + 15
@@ -126,7 +126,7 @@ def branch(turn_id: str, kind: Regenerate | Edit, content: str = "") -> TurnRequ
 
 
 async def test_regenerate_edit_switch_and_rename_through_ray(
-    registry: ChatRegistry, db_url: DatabaseURL, chat_id: str
+    registry: ConversationRouter, db_url: DatabaseURL, chat_id: str
 ) -> None:
     await turn(registry, chat_id, "q1")  # 1 sys, 2 q1, 3 re: q1
     plan = await registry.begin_turn(chat_id, branch("t-regen", Regenerate()))
@@ -149,7 +149,7 @@ async def test_regenerate_edit_switch_and_rename_through_ray(
 
 
 async def test_a_regenerate_survives_its_actors_death(
-    registry: ChatRegistry, db_url: DatabaseURL, chat_id: str
+    registry: ConversationRouter, db_url: DatabaseURL, chat_id: str
 ) -> None:
     await turn(registry, chat_id, "q1")
     plan = await registry.begin_turn(chat_id, branch("t-regen", Regenerate()))

@@ -11,7 +11,7 @@ import ray
 from actors.actor import ActorConfig
 from actors.names import NAMESPACE, actor_name
 from actors.protocol import NewChat, TurnPlan, TurnRequest
-from actors.registry import ChatRegistry
+from actors.router import ConversationRouter
 from store import ChatStore, DatabaseURL
 from store.errors import ResourceExhausted
 from store.records import ChatParams
@@ -23,24 +23,24 @@ NEW = NewChat(ChatParams(MODEL, context_tokens=400, max_tokens=50), "sys", 10)
 
 def registry_for(
     db_url: DatabaseURL, cap: int = 1000, wait: float = 10.0, directory: str = ""
-) -> ChatRegistry:
+) -> ConversationRouter:
     """A registry with its own directory, as a deployment with these limits would have."""
     name = directory or f"directory-{uuid.uuid4().hex[:8]}"
     config = ActorConfig(db_url, turn_timeout=60, idle_seconds=600, directory=name)
-    return ChatRegistry(config, cap, wait, evict_grace_seconds=0.0)
+    return ConversationRouter(config, cap, wait, evict_grace_seconds=0.0)
 
 
 def ask(content: str, turn_id: str | None = None) -> TurnRequest:
     return TurnRequest(turn_id or uuid.uuid4().hex, "u1", content, 12, MODEL, NEW)
 
 
-async def begin(registry: ChatRegistry, chat_id: str, content: str) -> TurnPlan:
+async def begin(registry: ConversationRouter, chat_id: str, content: str) -> TurnPlan:
     plan = await registry.begin_turn(chat_id, ask(content))
     assert isinstance(plan, TurnPlan)
     return plan
 
 
-async def turn(registry: ChatRegistry, chat_id: str, content: str) -> None:
+async def turn(registry: ConversationRouter, chat_id: str, content: str) -> None:
     plan = await begin(registry, chat_id, content)
     await registry.complete_turn(chat_id, plan.turn_id, f"re: {content}", 12, "stop")
 

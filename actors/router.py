@@ -1,4 +1,4 @@
-"""chat_id -> conversation actor: admission by the directory, cached handles, retries on a dead actor."""
+"""The Conversations port on Ray: chat_id -> actor, admitted by the directory, retried on death."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult,
 from store.errors import ChatServiceError, Passivating, Unavailable
 from store.records import ChatRecord, MessageRecord
 
-log = logging.getLogger("chatservice.registry")
+log = logging.getLogger("chatservice.router")
 TOUCH_SECONDS = 1.0  # how often use is reported to the directory, in one batch
 FIRST_RETRY_SECONDS = 0.05  # the pause before the first retry; it doubles up to MAX_RETRY_SECONDS
 MAX_RETRY_SECONDS = 1.0
@@ -35,8 +35,8 @@ class _Gone(Exception):
         self.dead = dead
 
 
-class ChatRegistry:
-    """Routes calls to `chat:<chat_id>` actors in namespace `chatservice`, from any node.
+class ConversationRouter:
+    """The Conversations port (actors/port.py) on Ray: calls go to `chat:<chat_id>` actors, from any node.
 
     A chat with no live actor is admitted by the directory first (which may passivate idle
     chats to stay under the cap). A call that reaches a dead or passivating actor, or finds the
@@ -105,7 +105,7 @@ class ChatRegistry:
             batch, self._touched = list(self._touched), {}
             self.directory.touch.remote(batch)  # fire and forget: only the LRU order depends on it
 
-    async def call(self, chat_id: str, method: str, *args: Any) -> Any:
+    async def _call(self, chat_id: str, method: str, *args: Any) -> Any:
         # Counted from the first failure: an attempt that was slow (activating on a busy node)
         # and then found its actor dead still gets the whole wait to recover.
         deadline: float | None = None
@@ -157,7 +157,7 @@ class ChatRegistry:
             self._flusher.cancel()
 
     async def begin_turn(self, chat_id: str, req: TurnRequest) -> TurnPlan | Recount:
-        return cast(TurnPlan | Recount, await self.call(chat_id, "begin_turn", req))
+        return cast(TurnPlan | Recount, await self._call(chat_id, "begin_turn", req))
 
     async def complete_turn(
         self,
@@ -169,7 +169,7 @@ class ChatRegistry:
         server_prompt_tokens: int | None = None,
         user_message_id: int | None = None,
     ) -> TurnResult:
-        result = await self.call(
+        result = await self._call(
             chat_id, "complete_turn", turn_id, reply, tokens, finish, server_prompt_tokens, user_message_id
         )
         return cast(TurnResult, result)
@@ -178,7 +178,7 @@ class ChatRegistry:
         self, chat_id: str, turn_id: str, target_tokens: int, user_message_id: int | None = None
     ) -> TurnPlan:
         """Evict more for a running turn whose LLM server found its prompt too large."""
-        plan = await self.call(chat_id, "shrink_turn", turn_id, target_tokens, user_message_id)
+        plan = await self._call(chat_id, "shrink_turn", turn_id, target_tokens, user_message_id)
         return cast(TurnPlan, plan)
 
     async def abort_turn(
@@ -190,36 +190,40 @@ class ChatRegistry:
         reason: str,
         user_message_id: int | None = None,
     ) -> TurnResult:
-        result = await self.call(chat_id, "abort_turn", turn_id, partial, tokens, reason, user_message_id)
+        result = await self._call(chat_id, "abort_turn", turn_id, partial, tokens, reason, user_message_id)
         return cast(TurnResult, result)
 
     async def renew_turn(self, chat_id: str, turn_id: str, user_message_id: int | None = None) -> None:
-        await self.call(chat_id, "renew_turn", turn_id, user_message_id)
+        await self._call(chat_id, "renew_turn", turn_id, user_message_id)
 
     async def withdraw_turn(self, chat_id: str, turn_id: str) -> None:
-        await self.call(chat_id, "withdraw_turn", turn_id)
+        await self._call(chat_id, "withdraw_turn", turn_id)
 
     async def create(self, chat_id: str, user_id: str, new: NewChat) -> ChatRecord:
-        return cast(ChatRecord, await self.call(chat_id, "create", user_id, new))
+        return cast(ChatRecord, await self._call(chat_id, "create", user_id, new))
 
     async def describe(self, chat_id: str, user_id: str) -> tuple[ChatRecord, WindowInfo]:
-        return cast(tuple[ChatRecord, WindowInfo], await self.call(chat_id, "describe", user_id))
+        return cast(tuple[ChatRecord, WindowInfo], await self._call(chat_id, "describe", user_id))
 
     async def end(self, chat_id: str, user_id: str) -> ChatRecord:
-        return cast(ChatRecord, await self.call(chat_id, "end", user_id))
+        return cast(ChatRecord, await self._call(chat_id, "end", user_id))
 
     async def switch(self, chat_id: str, user_id: str, message_id: int) -> tuple[ChatRecord, WindowInfo]:
         """Show the branch through a message: the active leaf becomes the leaf under it."""
-        return cast(tuple[ChatRecord, WindowInfo], await self.call(chat_id, "switch", user_id, message_id))
+        return cast(tuple[ChatRecord, WindowInfo], await self._call(chat_id, "switch", user_id, message_id))
 
     async def rename(self, chat_id: str, user_id: str, title: str) -> ChatRecord:
-        return cast(ChatRecord, await self.call(chat_id, "rename", user_id, title))
+        return cast(ChatRecord, await self._call(chat_id, "rename", user_id, title))
 
     async def delete(self, chat_id: str, user_id: str) -> None:
-        await self.call(chat_id, "delete", user_id)
+        await self._call(chat_id, "delete", user_id)
 
     async def window_messages(self, chat_id: str) -> list[MessageRecord]:
-        return cast(list[MessageRecord], await self.call(chat_id, "window_messages"))
+        return cast(list[MessageRecord], await self._call(chat_id, "window_messages"))
+
+    async def stats(self, chat_id: str) -> dict[str, object]:
+        """The footprint of the chat's actor process (operators, the benchmark)."""
+        return cast(dict[str, object], await self._call(chat_id, "stats"))
 
 
 class _Restarting(Exception):
