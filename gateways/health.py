@@ -1,10 +1,9 @@
-"""Readiness: is Ray connected and the store reachable? Shared by HTTP /readyz and gRPC health."""
+"""Readiness: do the store and the conversations' runtime answer? Shared by HTTP /readyz and gRPC health."""
 
 from __future__ import annotations
 
 import asyncio
-
-import ray
+from collections.abc import Callable, Mapping
 
 from store.base import ChatStore
 from store.errors import ChatServiceError
@@ -13,12 +12,16 @@ PING_TIMEOUT_SECONDS = 2.0
 
 
 class Readiness:
-    def __init__(self, store: ChatStore) -> None:
+    """The store, pinged; and what the wiring adds (`ray` for conversations on Ray, none in-process)."""
+
+    def __init__(self, store: ChatStore, checks: Mapping[str, Callable[[], bool]] | None = None) -> None:
         self._store = store
+        self._checks = dict(checks or {})
 
     async def check(self) -> dict[str, bool]:
         """Each dependency and whether it answers now."""
-        return {"ray": bool(ray.is_initialized()), "store": await self._store_ok()}
+        checks = {name: bool(check()) for name, check in self._checks.items()}
+        return checks | {"store": await self._store_ok()}
 
     async def _store_ok(self) -> bool:
         try:

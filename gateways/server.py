@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from actors.actor import ActorConfig
 from actors.inprocess import LocalConfig, LocalConversations
 from actors.port import Conversations
-from actors.router import ConversationRouter
+from actors.router import ConversationRouter, is_connected
 from gateways.capacity import live_chats_per_node
 from gateways.counting import TokenCounter
 from gateways.grpc import GrpcGateway
@@ -102,6 +102,8 @@ def build_runtime(
         conversations = build_local(settings, store)
     elif conversations is None:
         conversations = build_router(settings, settings.live_chats_cap)
+    on_ray = isinstance(conversations, ConversationRouter)
+    readiness = Readiness(store, {"ray": is_connected} if on_ray else None)
     llm = build_llm(settings)
     # The server's own endpoints (tokenize...), for models counted with their own tokenizer.
     server = None
@@ -109,7 +111,7 @@ def build_runtime(
         server = LLMServer(settings.openai_base_url, settings.openai_api_key)
     counter = TokenCounter(settings.tokenizer, server)
     service = ChatService(ServiceConfig.of(settings), conversations, llm, store, counter)
-    return Runtime(settings, store, llm, conversations, service, Readiness(store), server)
+    return Runtime(settings, store, llm, conversations, service, readiness, server)
 
 
 async def prepare(settings: Settings) -> tuple[Runtime, ConversationRouter]:

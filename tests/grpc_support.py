@@ -7,6 +7,7 @@ import importlib
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -55,23 +56,22 @@ def original_proto(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModuleType
     return importlib.import_module("chat_pb2"), importlib.import_module("chat_pb2_grpc")
 
 
-@pytest.fixture
-async def make_server(
-    ray_session: str,
-    mysql_url: DatabaseURL,
-    fake_llm: FakeLLM,
-    original_proto: tuple[ModuleType, ModuleType],
+@asynccontextmanager
+async def grpc_servers(
+    db: DatabaseURL, llm: FakeLLM, original_proto: tuple[ModuleType, ModuleType], *, ray: bool = False
 ) -> AsyncIterator[MakeServer]:
+    """Yields `make(**env)`: a started gateway on a fresh runtime (in-process conversations, or
+    with `ray` the router on the session's Ray) and a channel to it; all closed afterwards."""
     made: list[Served] = []
 
     async def make(**env: str) -> Served:
         base = {
-            "DATABASE_URL": mysql_url.to_url(),
+            "DATABASE_URL": db.to_url(),
             "OPENAI_API_KEY": "k",
-            "OPENAI_BASE_URL": fake_llm.base_url,
+            "OPENAI_BASE_URL": llm.base_url,
             "GRPC_SERVER_PORT": "0",
         }
-        runtime = build_runtime(Settings.from_env(base | env))
+        runtime = build_runtime(Settings.from_env(base | env), in_process=not ray)
         gateway = GrpcGateway(runtime.settings, runtime.service, runtime.readiness)
         port = await gateway.start()
         target = f"127.0.0.1:{port}"
@@ -87,11 +87,22 @@ async def make_server(
         made.append(served)
         return served
 
-    yield make
-    for s in made:
-        await s.channel.close()
-        await s.gateway.stop(0)
-        await s.runtime.close()
+    try:
+        yield make
+    finally:
+        for s in made:
+            await s.channel.close()
+            await s.gateway.stop(0)
+            await s.runtime.close()
+
+
+@pytest.fixture
+async def make_server(
+    db_url: DatabaseURL, fake_llm: FakeLLM, original_proto: tuple[ModuleType, ModuleType]
+) -> AsyncIterator[MakeServer]:
+    """gRPC gateways on in-process conversations, on SQLite and on MariaDB."""
+    async with grpc_servers(db_url, fake_llm, original_proto) as make:
+        yield make
 
 
 async def stored(url: DatabaseURL, chat_id: str) -> list[MessageRecord]:

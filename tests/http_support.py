@@ -25,12 +25,16 @@ def base_env(db: DatabaseURL, llm: FakeLLM) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def app_clients(db: DatabaseURL, llm: FakeLLM) -> AsyncIterator[MakeClient]:
-    """Yields `make(**env)`: a started test client on a fresh runtime; all closed afterwards."""
+async def app_clients(db: DatabaseURL, llm: FakeLLM, *, ray: bool = False) -> AsyncIterator[MakeClient]:
+    """Yields `make(**env)`: a started test client on a fresh runtime; all closed afterwards.
+
+    The conversations run in this process (LocalConversations), or with `ray` on the session's
+    Ray through the router.
+    """
     made: list[tuple[TestClient, Runtime]] = []  # type: ignore[type-arg]
 
     async def make(**env: str) -> TestClient:  # type: ignore[type-arg]
-        runtime = build_runtime(Settings.from_env(base_env(db, llm) | env))
+        runtime = build_runtime(Settings.from_env(base_env(db, llm) | env), in_process=not ray)
         client = TestClient(TestServer(create_app(runtime.settings, runtime.service, runtime.readiness)))
         await client.start_server()
         made.append((client, runtime))

@@ -50,7 +50,9 @@ async def test_a_killed_actor_rehydrates_the_same_window(registry: ConversationR
     assert plan.messages[-1]["content"] == "after the crash"
 
 
-async def test_two_concurrent_turns_on_one_chat_are_serialised(registry: ConversationRouter, chat_id: str) -> None:
+async def test_two_concurrent_turns_on_one_chat_are_serialised(
+    registry: ConversationRouter, chat_id: str
+) -> None:
     first = await registry.begin_turn(chat_id, ask("first"))
     assert isinstance(first, TurnPlan)
     second = asyncio.ensure_future(registry.begin_turn(chat_id, ask("second")))
@@ -63,7 +65,9 @@ async def test_two_concurrent_turns_on_one_chat_are_serialised(registry: Convers
     await registry.complete_turn(chat_id, plan.turn_id, "second answer", 5, "stop")
 
 
-async def test_another_user_gets_a_permission_error_through_ray(registry: ConversationRouter, chat_id: str) -> None:
+async def test_another_user_gets_a_permission_error_through_ray(
+    registry: ConversationRouter, chat_id: str
+) -> None:
     await turn(registry, chat_id, "private")
     with pytest.raises(PermissionDenied, match="another user"):
         await registry.begin_turn(chat_id, ask("let me in", user="intruder"))

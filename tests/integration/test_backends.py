@@ -25,7 +25,6 @@ from store.records import MessageRecord, MessageStatus, Role
 from tests.http_support import Event, MakeClient, app_clients, base_env, parse_events, read_events
 from tests.llm_server import Behaviour, FakeLLM, words_reply
 
-pytestmark = pytest.mark.ray
 SSE = {"Accept": "text/event-stream"}
 Client = TestClient  # type: ignore[type-arg]
 PT = "A cidade de São Paulo é a maior do Brasil, com milhões de habitantes e muitos bairros históricos. "
@@ -33,10 +32,8 @@ CN = "北京是中国的首都，有很多历史悠久的建筑和美丽的公�
 
 
 @pytest.fixture
-async def make_client(
-    ray_session: str, mysql_url: DatabaseURL, fake_llm: FakeLLM
-) -> AsyncIterator[MakeClient]:
-    async with app_clients(mysql_url, fake_llm) as make:
+async def make_client(db_url: DatabaseURL, fake_llm: FakeLLM) -> AsyncIterator[MakeClient]:
+    async with app_clients(db_url, fake_llm) as make:
         yield make
 
 
@@ -99,7 +96,7 @@ def error_of(events: list[Event]) -> tuple[int, str]:
 
 
 async def test_a_stream_ended_by_another_request_is_an_error_and_the_part_is_kept(
-    make_client: MakeClient, user: str, fake_llm: FakeLLM, mysql_url: DatabaseURL
+    make_client: MakeClient, user: str, fake_llm: FakeLLM, db_url: DatabaseURL
 ) -> None:
     # llama-cpp-python (interrupt_requests): a request that arrives ends the running answer with
     # `data: [DONE]` and no finish reason.
@@ -115,7 +112,7 @@ async def test_a_stream_ended_by_another_request_is_an_error_and_the_part_is_kep
     events = head + parse_events(rest + await r.read())
     assert error_of(events) == (503, "stream_broken") and not any(n == "end" for n, _ in events)
     partial = "".join(d["text"] for n, d in events if n == "delta")
-    last = (await stored(mysql_url, first))[-1]
+    last = (await stored(db_url, first))[-1]
     assert (last.role, last.status, last.content) == (Role.ASSISTANT, MessageStatus.INTERRUPTED, partial)
     assert fake_llm.records[0].interrupted
     fake_llm.behaviour.token_delay = 0
@@ -127,14 +124,14 @@ def sse_ends(events: list[Event]) -> bool:
 
 
 async def test_a_stream_without_a_finish_is_503_as_json_and_on_the_original_route(
-    make_client: MakeClient, user: str, fake_llm: FakeLLM, mysql_url: DatabaseURL
+    make_client: MakeClient, user: str, fake_llm: FakeLLM, db_url: DatabaseURL
 ) -> None:
     fake_llm.behaviour = Behaviour(reply=words_reply(10), failures=collections.deque(["done:3", "done:3"]))
     client = await make_client()
     chat = await new_chat(client, user)
     status, body = await as_json(client, user, chat, "oi")
     assert (status, body["error"]["code"]) == (503, "stream_broken")
-    last = (await stored(mysql_url, chat))[-1]
+    last = (await stored(db_url, chat))[-1]
     assert (last.status, last.content) == (MessageStatus.INTERRUPTED, "w0 w1 w2 ")
     r = await client.post("/chat", json={"user_id": user, "user_message": "oi"})
     assert r.status == 503 and (await r.json())["error"]["code"] == "stream_broken"
@@ -143,7 +140,7 @@ async def test_a_stream_without_a_finish_is_503_as_json_and_on_the_original_rout
 
 
 async def test_an_empty_200_with_nothing_to_evict_is_an_error_and_no_answer_is_stored(
-    make_client: MakeClient, user: str, fake_llm: FakeLLM, mysql_url: DatabaseURL
+    make_client: MakeClient, user: str, fake_llm: FakeLLM, db_url: DatabaseURL
 ) -> None:
     # llama-cpp-python answers a streamed prompt of n_ctx tokens or more with 200 and no event.
     fake_llm.behaviour = Behaviour(backend="llamacpp-python", n_ctx=150)
@@ -156,13 +153,13 @@ async def test_an_empty_200_with_nothing_to_evict_is_an_error_and_no_answer_is_s
     assert (status, body["error"]["code"]) == (503, "stream_broken")
     r = await client.post("/chat", json={"user_id": user, "user_message": PT * 5})
     assert r.status == 503
-    messages = await stored(mysql_url, chat)
+    messages = await stored(db_url, chat)
     assert [m.role for m in messages] == [Role.SYSTEM, Role.USER]
     # The chat goes on: the long message is evicted on the next turn's empty answer, and it is sent again.
     events = await sse(client, user, chat, "Olá")
     assert sse_ends(events) and events[-1][1]["evicted"] == 1
     assert [r.refused for r in fake_llm.records[-2:]] == [True, False]
-    messages = await stored(mysql_url, chat)
+    messages = await stored(db_url, chat)
     assert no_empty_complete_answer(messages) and messages[1].erased
 
 
@@ -183,7 +180,7 @@ async def test_a_window_the_server_refuses_is_shrunk_and_sent_once_more(
     make_client: MakeClient,
     user: str,
     fake_llm: FakeLLM,
-    mysql_url: DatabaseURL,
+    db_url: DatabaseURL,
     backend: str,
     knobs: dict[str, Any],
 ) -> None:
@@ -207,13 +204,13 @@ async def test_a_window_the_server_refuses_is_shrunk_and_sent_once_more(
     else:
         # An empty answer says nothing, but the smaller prompt that worked bounds the server's size.
         assert len(refused) <= 3, refused
-    messages = await stored(mysql_url, chat)
+    messages = await stored(db_url, chat)
     assert no_empty_complete_answer(messages) and any(m.erased for m in messages)
     assert len([m for m in messages if m.role is Role.ASSISTANT]) == 16
 
 
 async def test_an_overflow_that_survives_the_retry_is_413_naming_the_window_and_the_chat_goes_on(
-    make_client: MakeClient, user: str, fake_llm: FakeLLM, mysql_url: DatabaseURL
+    make_client: MakeClient, user: str, fake_llm: FakeLLM, db_url: DatabaseURL
 ) -> None:
     fake_llm.behaviour = Behaviour(backend="llama-server", n_ctx=300, reply=words_reply(3))
     client = await make_client(**toy(2000))
@@ -227,7 +224,7 @@ async def test_an_overflow_that_survives_the_retry_is_413_naming_the_window_and_
     assert (status, code) == (413, "context_overflow")
     assert f"chat {chat}'s window" in message and "of 2000 tokens" in message and "300" in message
     assert [r.refused for r in fake_llm.records[before:]] == [True, True]  # once more, then the error
-    messages = await stored(mysql_url, chat)
+    messages = await stored(db_url, chat)
     assert no_empty_complete_answer(messages) and messages[-1].role is Role.USER
     assert sse_ends(await sse(client, user, chat, "e agora, algo curto"))
     # What the server said is remembered: the same message is now refused before it is sent.
@@ -327,14 +324,14 @@ async def test_usage_says_whether_the_server_counted_it(
 
 
 async def test_a_turn_cancelled_while_its_answer_is_counted_still_stores_it_and_frees_the_chat(
-    ray_session: str, mysql_url: DatabaseURL, fake_llm: FakeLLM, user: str
+    db_url: DatabaseURL, fake_llm: FakeLLM, user: str
 ) -> None:
     # With TOKENIZER=server the answer is counted on the LLM server after its last delta, and a
     # gateway cancels a turn whose client went away wherever it is. The turn must still end, or
     # the chat would wait TURN_TIMEOUT_SECONDS for its lease.
     fake_llm.behaviour = Behaviour(backend="llama-server", reply=words_reply(8), tokenize_delay=2.0)
-    env = base_env(mysql_url, fake_llm) | toy(4000, tokenizer="server")
-    runtime = build_runtime(Settings.from_env(env))
+    env = base_env(db_url, fake_llm) | toy(4000, tokenizer="server")
+    runtime = build_runtime(Settings.from_env(env), in_process=True)
     try:
         started: list[TurnStarted] = []
 
@@ -361,9 +358,7 @@ async def test_a_turn_cancelled_while_its_answer_is_counted_still_stores_it_and_
 
         events = await asyncio.wait_for(next_turn(), 60)  # not held until the turn's lease expires
         assert isinstance(events[-1], TurnFinished)
-        answers = [
-            (m.status, m.content) for m in await stored(mysql_url, chat_id) if m.role is Role.ASSISTANT
-        ]
+        answers = [(m.status, m.content) for m in await stored(db_url, chat_id) if m.role is Role.ASSISTANT]
         assert answers == [(MessageStatus.COMPLETE, "w0 w1 w2 w3 w4 w5 w6 w7")] * 2
     finally:
         await runtime.close()

@@ -21,7 +21,7 @@ from tests.http_support import MakeClient, app_clients
 from tests.llm_server import Behaviour, FakeLLM, words_reply
 
 __all__ = ["make_server", "original_proto"]
-pytestmark = pytest.mark.ray
+
 TOY = {"MODEL": "toy", "MODEL_MAX_TOKENS": "4000", "MAX_TOKENS": "64", "TOKENIZER": "tiktoken"}
 PT = "A cidade de São Paulo é a maior do Brasil, com milhões de habitantes e muitos bairros históricos. "
 
@@ -32,7 +32,7 @@ def user() -> str:
 
 
 async def test_a_cut_stream_is_unavailable_with_the_part_kept(
-    make_server: MakeServer, user: str, fake_llm: FakeLLM, mysql_url: DatabaseURL
+    make_server: MakeServer, user: str, fake_llm: FakeLLM, db_url: DatabaseURL
 ) -> None:
     fake_llm.behaviour = Behaviour(reply=words_reply(10), failures=collections.deque(["done:2"]))
     served = await make_server()
@@ -49,7 +49,7 @@ async def test_a_cut_stream_is_unavailable_with_the_part_kept(
     )
     chat_id = events[0].started.chat_id
     assert "".join(e.delta.text for e in events if e.WhichOneof("event") == "delta") == "w0 w1 "
-    last = (await stored(mysql_url, chat_id))[-1]
+    last = (await stored(db_url, chat_id))[-1]
     assert (last.role, last.status, last.content) == (Role.ASSISTANT, MessageStatus.INTERRUPTED, "w0 w1 ")
     again = await turn_events(served, user, "de novo", chat_id)
     assert again[-1].WhichOneof("event") == "finished"
@@ -98,10 +98,8 @@ PUBLIC = "https://chat.example.com"
 
 
 @pytest.fixture
-async def make_client(
-    ray_session: str, mysql_url: DatabaseURL, fake_llm: FakeLLM
-) -> AsyncIterator[MakeClient]:
-    async with app_clients(mysql_url, fake_llm) as make:
+async def make_client(db_url: DatabaseURL, fake_llm: FakeLLM) -> AsyncIterator[MakeClient]:
+    async with app_clients(db_url, fake_llm) as make:
         yield make
 
 
@@ -115,7 +113,7 @@ async def whatsapp(client: TestClient, sender: str, body: str) -> str:  # type: 
 
 
 async def test_a_broken_stream_gets_the_whatsapp_apology_and_the_next_message_an_answer(
-    make_client: MakeClient, fake_llm: FakeLLM, mysql_url: DatabaseURL
+    make_client: MakeClient, fake_llm: FakeLLM, db_url: DatabaseURL
 ) -> None:
     client = await make_client(TWILIO_AUTH_TOKEN=AUTH, PUBLIC_URL=PUBLIC)
     sender = f"whatsapp:+5511{random.randrange(10**8, 10**9)}"
@@ -123,6 +121,6 @@ async def test_a_broken_stream_gets_the_whatsapp_apology_and_the_next_message_an
     assert FAILED_REPLY in await whatsapp(client, sender, "oi")
     assert FAILED_REPLY in await whatsapp(client, sender, "oi de novo")
     assert "w0 w1 w2 w3 w4 w5" in await whatsapp(client, sender, "e agora?")
-    messages = await stored(mysql_url, chat_id_for(sender, 1, id_key(None, AUTH)))
+    messages = await stored(db_url, chat_id_for(sender, 1, id_key(None, AUTH)))
     answers = [(m.status, m.content) for m in messages if m.role is Role.ASSISTANT]
     assert answers == [(MessageStatus.INTERRUPTED, "w0 w1 "), (MessageStatus.COMPLETE, "w0 w1 w2 w3 w4 w5")]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import pytest
-
 from gateways.events import TurnFinished, TurnStarted
 from gateways.server import build_runtime
 from gateways.settings import Settings
@@ -14,15 +12,14 @@ from store import DatabaseURL
 from tests.bench.prefix import prefix_stable
 from tests.llm_server import FakeLLM
 
-pytestmark = pytest.mark.ray
 TURNS = 24
 
 
 async def prompts_of_a_long_chat(
-    evict_to: str, mysql_url: DatabaseURL, fake_llm: FakeLLM
+    evict_to: str, db_url: DatabaseURL, fake_llm: FakeLLM
 ) -> tuple[list[list[dict[str, Any]]], list[int]]:
     env = {
-        "DATABASE_URL": mysql_url.to_url(),
+        "DATABASE_URL": db_url.to_url(),
         "OPENAI_API_KEY": "k",
         "OPENAI_BASE_URL": fake_llm.base_url,
         "MODEL_MAX_TOKENS": "400",
@@ -30,7 +27,7 @@ async def prompts_of_a_long_chat(
         "EVICT_TO": evict_to,
         "CHAT_TURNS_PER_MINUTE": "0",
     }
-    runtime = build_runtime(Settings.from_env(env))
+    runtime = build_runtime(Settings.from_env(env), in_process=True)
     user, evicted = f"user-{uuid.uuid4().hex[:8]}", []
     try:
         chat_id = None
@@ -47,11 +44,11 @@ async def prompts_of_a_long_chat(
 
 
 async def test_at_three_quarters_the_prompt_keeps_its_prefix_across_turns_and_at_one_it_does_not(
-    ray_session: str, mysql_url: DatabaseURL, fake_llm: FakeLLM
+    db_url: DatabaseURL, fake_llm: FakeLLM
 ) -> None:
-    everything, evicted_at_one = await prompts_of_a_long_chat("1.0", mysql_url, fake_llm)
+    everything, evicted_at_one = await prompts_of_a_long_chat("1.0", db_url, fake_llm)
     fake_llm.records.clear()
-    low_water, evicted_at_three_quarters = await prompts_of_a_long_chat("0.75", mysql_url, fake_llm)
+    low_water, evicted_at_three_quarters = await prompts_of_a_long_chat("0.75", db_url, fake_llm)
     assert len(everything) == len(low_water) == TURNS
 
     full = (

@@ -17,7 +17,6 @@ from tests.grpc_support import MakeServer, eventually, make_server, original_pro
 from tests.llm_server import FakeLLM, words_reply
 
 __all__ = ["make_server", "original_proto"]
-pytestmark = pytest.mark.ray
 
 
 class Terminal:

@@ -16,7 +16,7 @@ from tests.grpc_support import MakeServer, eventually, make_server, original_pro
 from tests.llm_server import FakeLLM, words_reply
 
 __all__ = ["make_server", "original_proto"]
-pytestmark = pytest.mark.ray
+
 Proto = tuple[ModuleType, ModuleType]
 
 
@@ -40,7 +40,7 @@ def assert_cumulative(responses: list[object], chat_id: str, user: str, answer: 
 
 
 async def test_a_two_turn_conversation_with_cumulative_content(
-    make_server: MakeServer, original_proto: Proto, mysql_url: DatabaseURL, fake_llm: FakeLLM
+    make_server: MakeServer, original_proto: Proto, db_url: DatabaseURL, fake_llm: FakeLLM
 ) -> None:
     served = await make_server()
     first = await chat_stream(served, original_proto, "u1", "Qual é a capital do Brasil?")
@@ -54,7 +54,7 @@ async def test_a_two_turn_conversation_with_cumulative_content(
         "Echo: Qual é a capital do Brasil?",
         "E da Argentina?",
     ]
-    messages = await stored(mysql_url, chat_id)
+    messages = await stored(db_url, chat_id)
     assert [(m.role, m.content) for m in messages][1:] == [
         (Role.USER, "Qual é a capital do Brasil?"),
         (Role.ASSISTANT, "Echo: Qual é a capital do Brasil?"),
@@ -88,7 +88,7 @@ async def test_concurrent_streams_from_different_users_never_mix(
 
 
 async def test_cancel_mid_stream_stops_the_llm_and_keeps_the_partial_answer(
-    make_server: MakeServer, original_proto: Proto, fake_llm: FakeLLM, mysql_url: DatabaseURL
+    make_server: MakeServer, original_proto: Proto, fake_llm: FakeLLM, db_url: DatabaseURL
 ) -> None:
     served = await make_server()
     fake_llm.behaviour.reply = words_reply(400)
@@ -111,11 +111,11 @@ async def test_cancel_mid_stream_stops_the_llm_and_keeps_the_partial_answer(
     chat_id = received[0].chat_id
 
     async def interrupted() -> bool:
-        messages = await stored(mysql_url, chat_id)
+        messages = await stored(db_url, chat_id)
         return len(messages) == 3 and messages[2].status is MessageStatus.INTERRUPTED
 
     assert await eventually(interrupted)
-    partial = (await stored(mysql_url, chat_id))[2]
+    partial = (await stored(db_url, chat_id))[2]
     assert partial.role is Role.ASSISTANT and partial.finish_reason == "cancelled"
     assert partial.content.startswith(received[-1].content) and len(partial.content.split()) < 400
 

@@ -22,7 +22,7 @@ from tests.grpc_support import MakeServer, eventually, make_server, original_pro
 from tests.llm_server import FakeLLM, words_reply
 
 __all__ = ["make_server", "original_proto"]
-pytestmark = pytest.mark.ray
+
 SERVICES = ("", "pb.ChatService", "chatservice.v1.ChatService")
 Status = health_pb2.HealthCheckResponse
 
@@ -112,7 +112,7 @@ async def test_graceful_stop_lets_a_running_stream_finish_and_refuses_new_calls(
 
 
 async def test_a_stream_still_running_after_the_grace_period_is_stopped_and_kept(
-    make_server: MakeServer, fake_llm: FakeLLM, mysql_url: DatabaseURL
+    make_server: MakeServer, fake_llm: FakeLLM, db_url: DatabaseURL
 ) -> None:
     served = await make_server()
     fake_llm.behaviour.reply = words_reply(200)
@@ -130,7 +130,7 @@ async def test_a_stream_still_running_after_the_grace_period_is_stopped_and_kept
         return record.disconnected
 
     async def interrupted() -> bool:
-        messages = await stored(mysql_url, chat_id)
+        messages = await stored(db_url, chat_id)
         return len(messages) == 3 and messages[2].status is MessageStatus.INTERRUPTED
 
     assert await eventually(disconnected) and await eventually(interrupted)

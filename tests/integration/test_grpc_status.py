@@ -15,7 +15,7 @@ from tests.grpc_support import MakeServer, eventually, make_server, original_pro
 from tests.llm_server import FakeLLM, words_reply
 
 __all__ = ["make_server", "original_proto"]
-pytestmark = pytest.mark.ray
+
 Code = grpc.StatusCode
 
 
@@ -154,7 +154,7 @@ async def test_unavailable_when_the_store_is_unreachable(make_server: MakeServer
 
 
 async def test_deadline_exceeded_stops_the_llm_and_keeps_the_partial_answer(
-    make_server: MakeServer, user: str, fake_llm: FakeLLM, mysql_url: DatabaseURL
+    make_server: MakeServer, user: str, fake_llm: FakeLLM, db_url: DatabaseURL
 ) -> None:
     served = await make_server()
     chat_id = (await served.v1.CreateChat(pb.CreateChatRequest(user_id=user))).chat_id
@@ -173,7 +173,7 @@ async def test_deadline_exceeded_stops_the_llm_and_keeps_the_partial_answer(
     assert await eventually(disconnected) and not record.finished
 
     async def interrupted() -> bool:
-        messages = await stored(mysql_url, chat_id)
+        messages = await stored(db_url, chat_id)
         return len(messages) == 5 and messages[4].status is MessageStatus.INTERRUPTED
 
     assert await eventually(interrupted)
@@ -208,7 +208,7 @@ async def test_unauthenticated_without_the_token(make_server: MakeServer, user: 
 
 
 async def test_a_caller_that_gives_up_while_queued_does_not_block_the_chat(
-    make_server: MakeServer, user: str, fake_llm: FakeLLM, mysql_url: DatabaseURL
+    make_server: MakeServer, user: str, fake_llm: FakeLLM, db_url: DatabaseURL
 ) -> None:
     served = await make_server()
     chat_id = (await served.v1.CreateChat(pb.CreateChatRequest(user_id=user))).chat_id
@@ -225,5 +225,5 @@ async def test_a_caller_that_gives_up_while_queued_does_not_block_the_chat(
     fake_llm.behaviour.token_delay = 0.0
     events = [e async for e in send(served, user, "third", chat_id, timeout=60)]  # type: ignore[attr-defined]
     assert events[-1].WhichOneof("event") == "finished"
-    contents = [(m.role.value, m.content) for m in await stored(mysql_url, chat_id)]
+    contents = [(m.role.value, m.content) for m in await stored(db_url, chat_id)]
     assert ("user", "third") in contents and ("user", "first") in contents

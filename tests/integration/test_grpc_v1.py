@@ -12,7 +12,7 @@ from tests.grpc_support import MakeServer, make_server, original_proto, turn_eve
 from tests.llm_server import FakeLLM
 
 __all__ = ["make_server", "original_proto"]
-pytestmark = pytest.mark.ray
+
 SMALL_WINDOW = {"MODEL_MAX_TOKENS": "400", "MAX_TOKENS": "100"}
 
 

@@ -21,7 +21,9 @@ PATHS = {"/": "text/html"} | {f"/web/{n}": t for n, t in ASSETS.items() if n != 
 
 @pytest.fixture
 async def client(sqlite_url: DatabaseURL) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
-    runtime = build_runtime(Settings.from_env({"DATABASE_URL": sqlite_url.to_url(), "AUTH_TOKEN": "tok"}))
+    runtime = build_runtime(
+        Settings.from_env({"DATABASE_URL": sqlite_url.to_url(), "AUTH_TOKEN": "tok"}), in_process=True
+    )
     c = TestClient(TestServer(create_app(runtime.settings, runtime.service, runtime.readiness)))
     await c.start_server()
     yield c

@@ -16,16 +16,13 @@ from store.records import MessageRecord, MessageStatus, Role
 from tests.http_support import MakeClient, app_clients, parse_events, read_events
 from tests.llm_server import FakeLLM, words_reply
 
-pytestmark = pytest.mark.ray
 SSE = {"Accept": "text/event-stream"}
 Client = TestClient  # type: ignore[type-arg]
 
 
 @pytest.fixture
-async def make_client(
-    ray_session: str, mysql_url: DatabaseURL, fake_llm: FakeLLM
-) -> AsyncIterator[MakeClient]:
-    async with app_clients(mysql_url, fake_llm) as make:
+async def make_client(db_url: DatabaseURL, fake_llm: FakeLLM) -> AsyncIterator[MakeClient]:
+    async with app_clients(db_url, fake_llm) as make:
         yield make
 
 
@@ -91,7 +88,7 @@ async def test_a_chosen_chat_id_is_used_once(make_client: MakeClient, user: str,
 
 
 async def test_sending_a_message_answers_with_json(
-    make_client: MakeClient, user: str, mysql_url: DatabaseURL
+    make_client: MakeClient, user: str, db_url: DatabaseURL
 ) -> None:
     client = await make_client()
     chat = await new_chat(client, user)
@@ -117,7 +114,7 @@ async def test_sending_a_message_answers_with_json(
         (2, "user", "Qual é a capital?"),
         (3, "assistant", "Echo: Qual é a capital?"),
     ]
-    assert [m.content for m in await stored(mysql_url, chat["chat_id"])][1:] == [
+    assert [m.content for m in await stored(db_url, chat["chat_id"])][1:] == [
         "Qual é a capital?",
         "Echo: Qual é a capital?",
     ]
@@ -161,7 +158,7 @@ async def test_sse_streams_start_deltas_and_end_with_usage(make_client: MakeClie
 
 
 async def test_a_client_that_goes_away_stops_the_llm_and_the_partial_is_kept(
-    make_client: MakeClient, user: str, fake_llm: FakeLLM, mysql_url: DatabaseURL
+    make_client: MakeClient, user: str, fake_llm: FakeLLM, db_url: DatabaseURL
 ) -> None:
     client = await make_client()
     chat = await new_chat(client, user)
@@ -178,7 +175,7 @@ async def test_a_client_that_goes_away_stops_the_llm_and_the_partial_is_kept(
 
     async def partial() -> MessageRecord | None:
         for _ in range(300):
-            messages = await stored(mysql_url, chat["chat_id"])
+            messages = await stored(db_url, chat["chat_id"])
             if messages[-1].role is Role.ASSISTANT:
                 return messages[-1]
             await asyncio.sleep(0.1)

@@ -24,7 +24,6 @@ from store import DatabaseURL
 from tests.http_support import MakeClient, app_clients, parse_events
 from tests.llm_server import FakeLLM
 
-pytestmark = pytest.mark.ray
 DOC: dict[str, Any] = json.loads(openapi_document())
 DOC_URI = "urn:chatservice:openapi"
 TOKEN = {"Authorization": "Bearer tok"}
@@ -84,10 +83,8 @@ class Conformance:
 
 
 @pytest.fixture
-async def make_client(
-    ray_session: str, mysql_url: DatabaseURL, fake_llm: FakeLLM
-) -> AsyncIterator[MakeClient]:
-    async with app_clients(mysql_url, fake_llm) as make:
+async def make_client(db_url: DatabaseURL, fake_llm: FakeLLM) -> AsyncIterator[MakeClient]:
+    async with app_clients(db_url, fake_llm) as make:
         yield make
 
 

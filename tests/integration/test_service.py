@@ -1,4 +1,4 @@
-"""The service layer over real Ray, MariaDB and the LLM test server: chats, listing, paging."""
+"""The service layer on in-process conversations, SQLite and MariaDB, the LLM test server: chats, paging."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from actors.inprocess import LocalConversations
 from gateways.events import TurnDelta, TurnFinished, TurnStarted
 from gateways.params import ChatOverrides
 from gateways.server import Runtime, build_runtime
@@ -17,13 +18,13 @@ from store.errors import FailedPrecondition, InvalidArgument, NotFound, Permissi
 from store.records import ChatStatus, Role
 from tests.llm_server import FakeLLM
 
-pytestmark = pytest.mark.ray
-
 
 @pytest.fixture
-async def runtime(ray_session: str, mysql_url: DatabaseURL, fake_llm: FakeLLM) -> AsyncIterator[Runtime]:
-    env = {"DATABASE_URL": mysql_url.to_url(), "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": fake_llm.base_url}
-    runtime = build_runtime(Settings.from_env(env | {"MODEL_MAX_TOKENS": "400", "MAX_TOKENS": "100"}))
+async def runtime(db_url: DatabaseURL, fake_llm: FakeLLM) -> AsyncIterator[Runtime]:
+    env = {"DATABASE_URL": db_url.to_url(), "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": fake_llm.base_url}
+    runtime = build_runtime(
+        Settings.from_env(env | {"MODEL_MAX_TOKENS": "400", "MAX_TOKENS": "100"}), in_process=True
+    )
     yield runtime
     await runtime.close()
 
@@ -131,10 +132,10 @@ async def test_messages_list_in_order_with_or_without_erased(service: ChatServic
 
 
 async def test_a_user_over_their_turns_per_minute_is_told_to_wait(
-    ray_session: str, mysql_url: DatabaseURL, fake_llm: FakeLLM, user: str
+    db_url: DatabaseURL, fake_llm: FakeLLM, user: str
 ) -> None:
-    env = {"DATABASE_URL": mysql_url.to_url(), "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": fake_llm.base_url}
-    runtime = build_runtime(Settings.from_env(env | {"USER_TURNS_PER_MINUTE": "2"}))
+    env = {"DATABASE_URL": db_url.to_url(), "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": fake_llm.base_url}
+    runtime = build_runtime(Settings.from_env(env | {"USER_TURNS_PER_MINUTE": "2"}), in_process=True)
     try:
         service = runtime.service
         await say(service, user, None, "one")
@@ -148,13 +149,12 @@ async def test_a_user_over_their_turns_per_minute_is_told_to_wait(
 
 
 async def test_unknown_and_foreign_chats_are_refused_without_activating_an_actor(
-    service: ChatService, user: str
+    runtime: Runtime, user: str
 ) -> None:
-    import ray
-
-    from actors.names import actor_name
-
+    service = runtime.service
+    assert isinstance(runtime.conversations, LocalConversations)
     theirs, _ = await service.create_chat("the-owner")
+    loaded = runtime.conversations.loaded
     missing = f"missing-{uuid.uuid4().hex}"
     for call in (service.get_chat, service.end_chat, service.delete_chat):
         with pytest.raises(NotFound):
@@ -163,8 +163,7 @@ async def test_unknown_and_foreign_chats_are_refused_without_activating_an_actor
         await say(service, user, missing, "hello?")
     with pytest.raises(PermissionDenied):
         await service.get_chat(user, theirs.id)
-    with pytest.raises(ValueError, match="Failed to look up actor"):
-        ray.get_actor(actor_name(missing), namespace="chatservice")
+    assert runtime.conversations.loaded == loaded  # refused before any conversation was reached
 
 
 async def test_unique_system_prompts_do_not_grow_the_gateway_without_bound(service: ChatService) -> None:

@@ -21,7 +21,7 @@ from tests.http_support import MakeClient, app_clients, parse_events
 from tests.llm_server import FakeLLM
 
 __all__ = ["make_server", "original_proto"]
-pytestmark = pytest.mark.ray
+
 SECRET = "my card number is 4111 1111 1111 1111"
 
 
@@ -44,17 +44,15 @@ def user() -> str:
 
 
 @pytest.fixture
-async def make_client(
-    ray_session: str, mysql_url: DatabaseURL, fake_llm: FakeLLM
-) -> AsyncIterator[MakeClient]:
-    async with app_clients(mysql_url, fake_llm) as make:
+async def make_client(db_url: DatabaseURL, fake_llm: FakeLLM) -> AsyncIterator[MakeClient]:
+    async with app_clients(db_url, fake_llm) as make:
         yield make
 
 
 @asynccontextmanager
-async def service_with(mysql_url: DatabaseURL, fake_llm: FakeLLM, **env: str) -> AsyncIterator[ChatService]:
-    base = {"DATABASE_URL": mysql_url.to_url(), "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": fake_llm.base_url}
-    runtime = build_runtime(Settings.from_env(base | env))
+async def service_with(db_url: DatabaseURL, fake_llm: FakeLLM, **env: str) -> AsyncIterator[ChatService]:
+    base = {"DATABASE_URL": db_url.to_url(), "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": fake_llm.base_url}
+    runtime = build_runtime(Settings.from_env(base | env), in_process=True)
     try:
         yield runtime.service
     finally:
@@ -62,13 +60,12 @@ async def service_with(mysql_url: DatabaseURL, fake_llm: FakeLLM, **env: str) ->
 
 
 async def test_every_line_of_a_turn_names_its_chat_and_turn_and_holds_no_message_text(
-    ray_session: str,
-    mysql_url: DatabaseURL,
+    db_url: DatabaseURL,
     fake_llm: FakeLLM,
     records: pytest.LogCaptureFixture,
     user: str,
 ) -> None:
-    async with service_with(mysql_url, fake_llm) as service:
+    async with service_with(db_url, fake_llm) as service:
         events = [e async for e in service.turn(user, None, SECRET)]
         chat_id = events[0].chat_id  # type: ignore[attr-defined]
     lines = ours(records)
@@ -83,13 +80,12 @@ async def test_every_line_of_a_turn_names_its_chat_and_turn_and_holds_no_message
 
 
 async def test_log_content_puts_the_user_message_and_the_answer_in_the_log(
-    ray_session: str,
-    mysql_url: DatabaseURL,
+    db_url: DatabaseURL,
     fake_llm: FakeLLM,
     records: pytest.LogCaptureFixture,
     user: str,
 ) -> None:
-    async with service_with(mysql_url, fake_llm, LOG_CONTENT="1") as service:
+    async with service_with(db_url, fake_llm, LOG_CONTENT="1") as service:
         [e async for e in service.turn(user, None, SECRET)]
     messages = [r.getMessage() for r in ours(records) if r.levelno == logging.INFO]
     assert f"user message: {SECRET}" in messages and f"answer: Echo: {SECRET}" in messages

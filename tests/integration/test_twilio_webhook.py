@@ -32,7 +32,6 @@ from tests.http_support import MakeClient, app_clients
 from tests.llm_server import FakeLLM
 from tests.twilio_api import FakeTwilio, Sent
 
-pytestmark = pytest.mark.ray
 AUTH = "twilio-auth-token-0123456789abcdef"
 SID = "AC" + "0" * 32
 PUBLIC = "https://chat.example.com"
@@ -50,9 +49,9 @@ def twilio_api() -> Iterator[FakeTwilio]:
 
 @pytest.fixture
 async def make_client(
-    ray_session: str, mysql_url: DatabaseURL, fake_llm: FakeLLM, twilio_api: FakeTwilio
+    db_url: DatabaseURL, fake_llm: FakeLLM, twilio_api: FakeTwilio
 ) -> AsyncIterator[MakeClient]:
-    async with app_clients(mysql_url, fake_llm) as make:
+    async with app_clients(db_url, fake_llm) as make:
 
         async def configured(**env: str) -> Client:
             twilio = {
@@ -130,7 +129,7 @@ async def unclaimed(db: DatabaseURL, sid: str) -> bool:
 
 
 async def test_a_signed_message_is_answered_inline_with_twiml(
-    make_client: MakeClient, sender: str, mysql_url: DatabaseURL, fake_llm: FakeLLM, twilio_api: FakeTwilio
+    make_client: MakeClient, sender: str, db_url: DatabaseURL, fake_llm: FakeLLM, twilio_api: FakeTwilio
 ) -> None:
     client = await make_client()
     r = await client.post(
@@ -138,10 +137,10 @@ async def test_a_signed_message_is_answered_inline_with_twiml(
     )
     assert r.status == 200 and r.content_type == "text/xml"
     assert replies(await r.text()) == ["Echo: Qual é a capital do Brasil?"]
-    [chat] = await chats_of(mysql_url, sender)
+    [chat] = await chats_of(db_url, sender)
     assert chat.id == chat_id_for(sender, 1, KEY) and chat.user_id == sender
     assert sender.removeprefix("whatsapp:+") not in chat.id  # no phone number in ids or actor names
-    assert [(m.role, m.content) for m in await messages_of(mysql_url, chat.id)][1:] == [
+    assert [(m.role, m.content) for m in await messages_of(db_url, chat.id)][1:] == [
         (Role.USER, "Qual é a capital do Brasil?"),
         (Role.ASSISTANT, "Echo: Qual é a capital do Brasil?"),
     ]
@@ -152,7 +151,7 @@ async def test_a_signed_message_is_answered_inline_with_twiml(
     "case", ["tampered body", "wrong URL", "missing header", "wrong token", "internal URL"]
 )
 async def test_a_bad_signature_is_403_and_nothing_is_stored(
-    make_client: MakeClient, sender: str, mysql_url: DatabaseURL, fake_llm: FakeLLM, case: str
+    make_client: MakeClient, sender: str, db_url: DatabaseURL, fake_llm: FakeLLM, case: str
 ) -> None:
     client = await make_client()
     form = delivery(sender, "hello")
@@ -168,8 +167,8 @@ async def test_a_bad_signature_is_403_and_nothing_is_stored(
     status, text = await post(client, form, headers)
     assert status == 403 and '"permission_denied"' in text
     assert fake_llm.records == []
-    assert await chats_of(mysql_url, sender) == []
-    assert await unclaimed(mysql_url, form["MessageSid"])
+    assert await chats_of(db_url, sender) == []
+    assert await unclaimed(db_url, form["MessageSid"])
 
 
 async def test_without_public_url_the_url_as_requested_is_signed(
@@ -183,15 +182,15 @@ async def test_without_public_url_the_url_as_requested_is_signed(
 
 
 async def test_a_retried_delivery_runs_no_second_turn(
-    make_client: MakeClient, sender: str, mysql_url: DatabaseURL, fake_llm: FakeLLM
+    make_client: MakeClient, sender: str, db_url: DatabaseURL, fake_llm: FakeLLM
 ) -> None:
     client = await make_client()
     form = delivery(sender, "uma vez só")
     assert replies((await post(client, form))[1]) == ["Echo: uma vez só"]
     status, text = await post(client, form)
     assert status == 200 and replies(text) == []
-    [chat] = await chats_of(mysql_url, sender)
-    assert [m.content for m in await messages_of(mysql_url, chat.id)][1:] == [
+    [chat] = await chats_of(db_url, sender)
+    assert [m.content for m in await messages_of(db_url, chat.id)][1:] == [
         "uma vez só",
         "Echo: uma vez só",
     ]
@@ -199,7 +198,7 @@ async def test_a_retried_delivery_runs_no_second_turn(
 
 
 async def test_a_retry_while_the_first_delivery_still_runs_on_another_gateway(
-    make_client: MakeClient, sender: str, mysql_url: DatabaseURL, fake_llm: FakeLLM, twilio_api: FakeTwilio
+    make_client: MakeClient, sender: str, db_url: DatabaseURL, fake_llm: FakeLLM, twilio_api: FakeTwilio
 ) -> None:
     first, second = await make_client(), await make_client()  # two gateway processes, one database
     fake_llm.behaviour.ttft = 1.0
@@ -208,14 +207,14 @@ async def test_a_retry_while_the_first_delivery_still_runs_on_another_gateway(
     answers = sorted(replies(text) for _, text in results)
     assert answers == [[], [], ["Echo: devagar"]]
     assert len(fake_llm.records) == 1
-    [chat] = await chats_of(mysql_url, sender)
-    assert len(await messages_of(mysql_url, chat.id)) == 3
+    [chat] = await chats_of(db_url, sender)
+    assert len(await messages_of(db_url, chat.id)) == 3
     await asyncio.sleep(0.5)
     assert twilio_api.sent == []
 
 
 async def test_a_slow_answer_is_acknowledged_then_sent_in_order_through_the_rest_api(
-    make_client: MakeClient, sender: str, mysql_url: DatabaseURL, fake_llm: FakeLLM, twilio_api: FakeTwilio
+    make_client: MakeClient, sender: str, db_url: DatabaseURL, fake_llm: FakeLLM, twilio_api: FakeTwilio
 ) -> None:
     one = " ".join(f"Primeira parte, frase {i} 🇧🇷." for i in range(40))
     two = " ".join(f"Segunda parte, frase {i} 👍🏽." for i in range(25))
@@ -233,8 +232,8 @@ async def test_a_slow_answer_is_acknowledged_then_sent_in_order_through_the_rest
     expected = [one, f"{two}\n\n{three}"]
     assert split_message(answer) == expected
     assert twilio_api.sent == [Sent(SID, (SID, AUTH), sender, OUR_NUMBER, part) for part in expected]
-    [chat] = await chats_of(mysql_url, sender)
-    assert (await messages_of(mysql_url, chat.id))[-1].content == answer
+    [chat] = await chats_of(db_url, sender)
+    assert (await messages_of(db_url, chat.id))[-1].content == answer
 
     fake_llm.behaviour.ttft = 0
     assert replies((await post(client, form))[1]) == []  # Twilio retrying the slow one: nothing more
@@ -255,7 +254,7 @@ async def test_an_inline_answer_over_1600_is_split_into_ordered_messages(
 
 
 async def test_media_gets_a_polite_text_only_reply(
-    make_client: MakeClient, sender: str, mysql_url: DatabaseURL, fake_llm: FakeLLM
+    make_client: MakeClient, sender: str, db_url: DatabaseURL, fake_llm: FakeLLM
 ) -> None:
     client = await make_client()
     form = delivery(
@@ -263,20 +262,20 @@ async def test_media_gets_a_polite_text_only_reply(
     )
     assert replies((await post(client, form))[1]) == [MEDIA_REPLY]
     assert replies((await post(client, form))[1]) == []  # a retry is not answered twice
-    assert fake_llm.records == [] and await chats_of(mysql_url, sender) == []
+    assert fake_llm.records == [] and await chats_of(db_url, sender) == []
 
 
 async def test_an_empty_body_is_ignored(
-    make_client: MakeClient, sender: str, mysql_url: DatabaseURL, fake_llm: FakeLLM
+    make_client: MakeClient, sender: str, db_url: DatabaseURL, fake_llm: FakeLLM
 ) -> None:
     client = await make_client()
     status, text = await post(client, delivery(sender, "   "))
     assert status == 200 and replies(text) == []
-    assert fake_llm.records == [] and await chats_of(mysql_url, sender) == []
+    assert fake_llm.records == [] and await chats_of(db_url, sender) == []
 
 
 async def test_new_and_novo_start_a_fresh_conversation(
-    make_client: MakeClient, sender: str, mysql_url: DatabaseURL, fake_llm: FakeLLM
+    make_client: MakeClient, sender: str, db_url: DatabaseURL, fake_llm: FakeLLM
 ) -> None:
     client = await make_client()
     assert replies((await post(client, delivery(sender, "primeira conversa")))[1]) == [
@@ -293,7 +292,7 @@ async def test_new_and_novo_start_a_fresh_conversation(
     assert replies((await post(client, delivery(sender, "Novo")))[1]) == [NEW_CHAT_REPLY]
     assert replies((await post(client, delivery(sender, "/new")))[1]) == [NEW_CHAT_REPLY]  # nothing to end
     assert replies((await post(client, delivery(sender, "terceira")))[1]) == ["Echo: terceira"]
-    chats = await chats_of(mysql_url, sender)
+    chats = await chats_of(db_url, sender)
     assert [(c.id, c.status) for c in chats] == [
         (chat_id_for(sender, 3, KEY), ChatStatus.ACTIVE),
         (chat_id_for(sender, 2, KEY), ChatStatus.ENDED),
@@ -384,7 +383,7 @@ async def test_a_delivery_for_another_account_is_403(make_client: MakeClient, se
 
 
 async def test_a_captured_delivery_replayed_with_shifted_fields_runs_no_second_turn(
-    make_client: MakeClient, sender: str, mysql_url: DatabaseURL, fake_llm: FakeLLM
+    make_client: MakeClient, sender: str, db_url: DatabaseURL, fake_llm: FakeLLM
 ) -> None:
     """The signature joins names and values with no separator: `MessageSid=<sid>NumMedia0` without
     NumMedia signs the same as the original. It used to pass the dedupe as a new message."""
@@ -398,8 +397,8 @@ async def test_a_captured_delivery_replayed_with_shifted_fields_runs_no_second_t
     status, text = await post(client, shifted, signature)
     assert status == 400 and "MessageSid" in text
     assert len(fake_llm.records) == 1
-    [chat] = await chats_of(mysql_url, sender)
-    assert len(await messages_of(mysql_url, chat.id)) == 3  # the system prompt, one question, one answer
+    [chat] = await chats_of(db_url, sender)
+    assert len(await messages_of(db_url, chat.id)) == 3  # the system prompt, one question, one answer
 
 
 async def test_no_webhook_without_its_token(make_client: MakeClient, sender: str) -> None:
@@ -408,34 +407,34 @@ async def test_no_webhook_without_its_token(make_client: MakeClient, sender: str
 
 
 async def test_a_chat_named_by_the_number_before_keys_is_continued(
-    make_client: MakeClient, sender: str, mysql_url: DatabaseURL, fake_llm: FakeLLM
+    make_client: MakeClient, sender: str, db_url: DatabaseURL, fake_llm: FakeLLM
 ) -> None:
     """Chats made by earlier versions are `wa:<number>:<n>`: their senders keep their conversation."""
     legacy = f"wa:{sender.removeprefix('whatsapp:')}:1"
-    store = open_store(mysql_url)
+    store = open_store(db_url)
     try:
         await store.create_chat(ChatRecord(legacy, sender, ChatParams("gpt-4o-mini", 128_000, 1024)), [])
     finally:
         await store.close()
     client = await make_client()
     assert replies((await post(client, delivery(sender, "ainda lembra?")))[1]) == ["Echo: ainda lembra?"]
-    assert [c.id for c in await chats_of(mysql_url, sender)] == [legacy]
+    assert [c.id for c in await chats_of(db_url, sender)] == [legacy]
     assert replies((await post(client, delivery(sender, "/new")))[1]) == [NEW_CHAT_REPLY]
     assert replies((await post(client, delivery(sender, "e agora")))[1]) == ["Echo: e agora"]
-    assert [c.id for c in await chats_of(mysql_url, sender)] == [chat_id_for(sender, 2, KEY), legacy]
+    assert [c.id for c in await chats_of(db_url, sender)] == [chat_id_for(sender, 2, KEY), legacy]
 
 
 async def test_a_rotated_key_keeps_the_current_chat_and_names_the_next_with_the_new_key(
-    make_client: MakeClient, sender: str, mysql_url: DatabaseURL
+    make_client: MakeClient, sender: str, db_url: DatabaseURL
 ) -> None:
     first = await make_client()
     assert replies((await post(first, delivery(sender, "um")))[1]) == ["Echo: um"]
     rotated = await make_client(WHATSAPP_ID_KEY="a-new-key")
     assert replies((await post(rotated, delivery(sender, "dois")))[1]) == ["Echo: dois"]
-    assert [c.id for c in await chats_of(mysql_url, sender)] == [chat_id_for(sender, 1, KEY)]
+    assert [c.id for c in await chats_of(db_url, sender)] == [chat_id_for(sender, 1, KEY)]
     assert replies((await post(rotated, delivery(sender, "/new")))[1]) == [NEW_CHAT_REPLY]
     assert replies((await post(rotated, delivery(sender, "três")))[1]) == ["Echo: três"]
-    newest = (await chats_of(mysql_url, sender))[0]
+    newest = (await chats_of(db_url, sender))[0]
     assert newest.id == chat_id_for(sender, 2, id_key("a-new-key", AUTH)) != chat_id_for(sender, 2, KEY)
 
 
