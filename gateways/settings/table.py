@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from actors.names import NAMESPACE
 from gateways.params import RANGES
 from gateways.settings.parse import (
     Parse,
@@ -151,7 +152,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     V("DB_NAME", "MySQL database", text, "chatservice", part="database"),
     V("DB_POOL_SIZE", "database connections of the gateway process", number(int, 1, 1000), 4),
     V("RAY_ADDRESS", "join this Ray cluster instead", text, unset="start a local Ray"),
-    V("RAY_NAMESPACE", "Ray namespace of this deployment's actors", text, "chatservice"),
+    V("RAY_NAMESPACE", "Ray namespace of this deployment's actors", text, NAMESPACE),
     V(
         "CHAT_IDLE_SECONDS",
         "an idle conversation's actor exits after this long",
