@@ -38,7 +38,7 @@ class BranchOperations(ChatState):
 
         The window is rebuilt from the store over the new active path, as an activation does.
         """
-        await self._ensure_active()
+        await self._ensure_loaded()
         self._owned(user_id)
         async with self._slot:
 
@@ -52,7 +52,7 @@ class BranchOperations(ChatState):
     async def rename(self, user_id: str, title: str) -> ChatRecord:
         """Replace the chat's title (an empty one clears it), after any running turn."""
         clean = renamed_title(title)
-        await self._ensure_active()
+        await self._ensure_loaded()
         self._owned(user_id)
         async with self._slot:
 
@@ -225,7 +225,7 @@ class BranchOperations(ChatState):
         try:
             return await change()
         except StaleState:
-            await self.activate()
+            await self.load()
         try:
             return await change()
         except StaleState as exc:

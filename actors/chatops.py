@@ -19,7 +19,7 @@ class ChatOperations(ChatState):
     async def create(self, user_id: str, new: NewChat) -> ChatRecord:
         """Create the chat with no turn yet; AlreadyExists if the id is taken."""
         async with self._slot:
-            await self._ensure_active()
+            await self._ensure_loaded()
             if self.chat is not None:
                 raise AlreadyExists(f"chat {self.chat_id!r} already exists")
             first = self._opening(new)
@@ -28,20 +28,20 @@ class ChatOperations(ChatState):
             try:
                 await self._store.create_chat(chat, first)
             except AlreadyExists:
-                self._active = False
+                self._loaded = False
                 raise
-            self._load(chat, first)
+            self._set_state(chat, first)
             return chat
 
     async def describe(self, user_id: str) -> tuple[ChatRecord, WindowInfo]:
         """The chat and its window, for its owner."""
-        await self._ensure_active()
+        await self._ensure_loaded()
         chat = self._owned(user_id)
         return chat, self.window_info()
 
     async def end(self, user_id: str) -> ChatRecord:
         """Mark the chat ended (after any running turn); further turns fail."""
-        await self._ensure_active()
+        await self._ensure_loaded()
         self._owned(user_id)
         async with self._slot:
             chat = self._owned(user_id)
@@ -57,9 +57,9 @@ class ChatOperations(ChatState):
 
     async def delete(self, user_id: str) -> None:
         """Delete the chat and all its messages (after any running turn)."""
-        await self._ensure_active()
+        await self._ensure_loaded()
         self._owned(user_id)
         async with self._slot:
             self._owned(user_id)
             await self._store.delete_chat(self.chat_id)
-            self._load(None, [])
+            self._set_state(None, [])

@@ -61,7 +61,7 @@ class Conversation(ChatOperations, TurnEndings):
     # -- turns -----------------------------------------------------------------------------
 
     async def begin_turn(self, req: TurnRequest) -> TurnPlan | Recount:
-        await self._ensure_active()
+        await self._ensure_loaded()
         if self._slot.holds(req.turn_id):
             assert self._slot.current is not None
             return self._slot.current  # a retried begin after a lost reply
@@ -174,9 +174,9 @@ class Conversation(ChatOperations, TurnEndings):
         try:
             await self._store.create_chat(chat, [*first, user])
         except AlreadyExists:
-            await self.activate()  # another activation created it first: continue as theirs
+            await self.load()  # another activation created it first: continue as theirs
             return await self._start(replace(req, create=None))
-        self._load(chat, [*first, user])
+        self._set_state(chat, [*first, user])
         self._last_seq = user.seq
         return self._plan_for(req.turn_id, user.seq, evicted=0, created=True)
 
@@ -187,7 +187,7 @@ class Conversation(ChatOperations, TurnEndings):
         message removes it again in one write (with the title it gave the chat). A withdraw that
         arrives first is remembered, and the begin is refused when it comes.
         """
-        await self._ensure_active()
+        await self._ensure_loaded()
         if turn_id in self._arriving:
             self._withdrawn.add(turn_id)
             if turn_id in self._waiting:
@@ -210,7 +210,7 @@ class Conversation(ChatOperations, TurnEndings):
         try:
             if plan.created:
                 await self._store.delete_chat(self.chat_id)
-                self._load(None, [])
+                self._set_state(None, [])
             elif self._regenerating(plan):
                 await self._take_back(plan)
             else:

@@ -145,7 +145,7 @@ class TurnEndings(BranchOperations):
                 # An activation that died a moment ago may have written after this one loaded:
                 # reload, and finish from what the store holds if the turn's message is still the
                 # active leaf (checked above on the next attempt).
-                await self.activate()
+                await self.load()
                 found = self._answer_of(plan.turn_id)
                 if found is not None:
                     return found
@@ -167,7 +167,7 @@ class TurnEndings(BranchOperations):
         Returns the stored answer if that activation finished it after all; otherwise the turn
         becomes this activation's own, provided nothing happened in the chat since it began.
         """
-        await self._ensure_active()
+        await self._ensure_loaded()
         record = self._answer_of(turn_id)
         if record is not None:
             reason = record.finish_reason or ""

@@ -36,7 +36,7 @@ class ChatState:
         self._store = store
         self._on_activated = on_activated  # told how long each activation took (a metric)
         self._evict_to = evict_to  # the window's low-water mark (EVICT_TO)
-        self._active = False
+        self._loaded = False
         self.chat: ChatRecord | None = None
         self.window: Window | None = None
         self._records: dict[int, MessageRecord] = {}
@@ -45,18 +45,18 @@ class ChatState:
         self.server_prompt_tokens: int | None = None
         self.correction: float | None = None
 
-    # -- activation ------------------------------------------------------------------------
+    # -- loading ---------------------------------------------------------------------------
 
-    async def activate(self) -> None:
+    async def load(self) -> None:
         """Load the chat and the non-erased messages of its active path; the window is rebuilt exactly."""
         started = time.monotonic()
         chat = await self._store.get_chat(self.chat_id)
         records = await self._store.list_path(self.chat_id) if chat else []
-        self._load(chat, records)
-        self._active = True
+        self._set_state(chat, records)
+        self._loaded = True
         self._on_activated(time.monotonic() - started)
 
-    def _load(self, chat: ChatRecord | None, records: list[MessageRecord]) -> None:
+    def _set_state(self, chat: ChatRecord | None, records: list[MessageRecord]) -> None:
         self.chat = chat
         self._last_seq = None
         self._rebuild(records)
@@ -78,13 +78,13 @@ class ChatState:
             self._last_seq = await self._store.last_seq(self.chat_id)
         return self._last_seq + 1
 
-    async def _ensure_active(self) -> None:
-        if not self._active:
-            await self.activate()
+    async def _ensure_loaded(self) -> None:
+        if not self._loaded:
+            await self.load()
 
     def _forget_if_stale(self, exc: BaseException) -> None:
         if isinstance(exc, StaleState):
-            self._active = False  # another activation wrote: reload before the next write
+            self._loaded = False  # another activation wrote: reload before the next write
 
     def window_info(self) -> WindowInfo:
         if self.window is None or self.chat is None:
@@ -99,7 +99,7 @@ class ChatState:
 
     async def snapshot(self) -> list[MessageRecord]:
         """The window's messages, activating first if needed."""
-        await self._ensure_active()
+        await self._ensure_loaded()
         return self.window_messages()
 
     def window_messages(self) -> list[MessageRecord]:
