@@ -120,7 +120,7 @@ async def test_two_gateways_activating_one_chat_at_once_share_one_actor(
     gateways = [registry_for(db_url, directory=name) for _ in range(2)]
     (chat,) = new_chats(1)
     await asyncio.gather(*(turn(g, chat, f"from gateway {i}") for i, g in enumerate(gateways)))
-    pids = {(await g.call(chat, "stats"))["pid"] for g in gateways}
+    pids = {(await g.stats(chat))["pid"] for g in gateways}
     assert len(pids) == 1
     contents = [m.content for m in await store.list_messages(chat)]
     assert sorted(contents[1::2]) == ["from gateway 0", "from gateway 1"]
