@@ -89,7 +89,11 @@ async def test_an_edit_resends_on_a_new_branch_and_the_arrows_go_back_and_forth(
     await editor.fill("What is the capital of Chile?")
     await editor.press("Enter")
     await web.wait_idle("What is the capital of Chile?")
-    edited = [original[0], ("user", "What is the capital of Chile?"), ("assistant", "Echo: What is the capital of Chile?")]
+    edited = [
+        original[0],
+        ("user", "What is the capital of Chile?"),
+        ("assistant", "Echo: What is the capital of Chile?"),
+    ]
     assert await web.transcript() == edited
     await expect(web.messages.nth(1).locator(".branch-position")).to_have_text("2/2")
     short_path = await web.meter_tokens()
