@@ -92,6 +92,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("MAX_BODY_BYTES", "1048576", "largest HTTP request body accepted"),
     EnvVar("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
     EnvVar("LOG_FORMAT", "text", "text, or json (one JSON object a line)"),
+    EnvVar("AUTO_TITLE", "1", "1 = after a chat's first exchange the LLM is asked for a short title"),
     EnvVar("LOG_CONTENT", "0", "1 = log user messages and answers at INFO (never logged otherwise)"),
     EnvVar("METRICS_EXPORT_PORT", "(any free port)", "Prometheus port of the local Ray serve starts"),
     EnvVar("RAY_DASHBOARD", "1", "0 = the local Ray serve starts has no dashboard (starts faster)"),
@@ -169,6 +170,7 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     log_format: str = "text"
     log_content: bool = False
+    auto_title: bool = True
     metrics_export_port: int | None = None
     public_url: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
@@ -226,6 +228,7 @@ class Settings:
             shutdown_grace_seconds=_grace(r),
             log_format=_choice(r, "LOG_FORMAT", ("text", "json")),
             log_content=r.flag("LOG_CONTENT"),
+            auto_title=r.flag("AUTO_TITLE", default=True),
             metrics_export_port=r.optional("METRICS_EXPORT_PORT", int, 1, 65535),
             public_url=_http_url(r, "PUBLIC_URL"),
             twilio_auth_token=r.text("TWILIO_AUTH_TOKEN"),
