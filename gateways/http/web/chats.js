@@ -112,8 +112,8 @@ async function saveRename() {
   } catch (err) {
     failed(err);
   }
+  render(); // the title in the top bar too
   endRename(true);
-  render();
 }
 
 function wireRename() {
