@@ -39,8 +39,7 @@ async def test_regenerate_makes_a_second_answer_and_the_arrows_switch_between_th
     await web.sign_in(user)
     question = "Pick a number"
     count = itertools.count(1)
-    # Only answers count: the title asked of the LLM meanwhile gets one of its own.
-    fake_llm.behaviour.reply = lambda m: "Numbers" if asks_title(m) else f"Number {next(count)}"
+    fake_llm.behaviour.reply = lambda m: f"Number {next(count)}"
     await web.ask(question)
     answer = web.messages.last
     await expect(answer.locator(".body")).to_have_text("Number 1")
@@ -116,7 +115,7 @@ async def test_an_edit_resends_on_a_new_branch_and_the_arrows_go_back_and_forth(
 async def test_a_chat_is_renamed_in_place_with_enter_and_escape_cancels(
     serve_web: Serve, open_page: OpenPage, fake_llm: FakeLLM
 ) -> None:
-    web: WebPage = await open_page(serve_web())
+    web: WebPage = await open_page(serve_web(AUTO_TITLE="1"))  # the one test with titles from the LLM
     user = new_user()
     await web.sign_in(user)
     fake_llm.behaviour.reply = lambda m: "Lisbon trip" if asks_title(m) else "Gladly."
@@ -153,7 +152,7 @@ async def test_search_finds_a_chat_by_a_word_in_its_messages_and_opens_it_from_t
     web: WebPage = await open_page(serve_web())
     user = new_user()
     await web.sign_in(user)
-    fake_llm.behaviour.reply = lambda m: "Shopping" if asks_title(m) else "Noted."
+    fake_llm.behaviour.reply = lambda m: "Noted."
     await web.ask("Groceries for the week")
     await web.ask("Also buy persimmons and rye bread")  # the word only in a later message
     wanted = web.chat_id()

@@ -66,7 +66,7 @@ function drawer(open) {
 }
 
 async function deleteChat(chatId) {
-  const chat = state.chats.find((c) => c.chat_id === chatId);
+  const chat = [...state.chats, ...state.search.chats].find((c) => c.chat_id === chatId);
   const dialog = $("confirm-delete");
   $("delete-title").textContent = chat?.title || "New chat";
   dialog.returnValue = "";
@@ -80,6 +80,7 @@ async function deleteChat(chatId) {
     if (err.status !== 404) return failed(err);
   }
   state.chats = state.chats.filter((c) => c.chat_id !== chatId);
+  state.search.chats = state.search.chats.filter((c) => c.chat_id !== chatId);
   if (chatId === openId()) location.hash = "";
   renderSidebar();
 }
