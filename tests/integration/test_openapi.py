@@ -180,7 +180,7 @@ async def test_branch_responses_conform_to_the_document(make_client: MakeClient)
     chat = f"{chats}/{json.loads(raw)['chat_id']}"
     await c.call("POST", f"{chat}/messages", json_body={"content": "Olá quokka"})
     assert (await c.call("POST", f"{chat}/messages/3/regenerate", json_body={}))[0].status == 200
-    r, raw = await c.call(
+    _, raw = await c.call(
         "POST",
         f"{chat}/messages/2/edit",
         json_body={"content": "Oi"},
