@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from actors.registry import ChatRegistry
 
 log = logging.getLogger("chatservice.titles")
+_WRAPPING = " \t\"'`“”‘’«»*#"  # quotes and markdown a model may wrap its title in
 TITLE_MAX_TOKENS = 24
 ASK = (
     "Write a short title (at most six words) for a conversation that begins with the user's "
@@ -80,7 +81,7 @@ def cleaned(answer: str) -> str:
     """The model's title as stored: its first line, unquoted, at most TITLE_CHARS; '' if unusable."""
     line = next((s for s in answer.strip().splitlines() if s.strip()), "")
     line = re.sub(r"^(title|título)\s*:\s*", "", line.strip(), flags=re.I)
-    line = line.strip().strip("\"'“”‘’«»*#").strip().rstrip(".").strip()
+    line = line.strip(_WRAPPING).rstrip(".").strip(_WRAPPING)
     try:
         return chat_title(renamed_title(line))[:TITLE_CHARS]
     except ChatServiceError:
