@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from contextlib import aclosing
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, TypeVar
 
@@ -46,6 +46,20 @@ log = logging.getLogger("chatservice.service")
 STORE_RETRY_SECONDS = 10.0
 # Chat openings (a system prompt and parameters, counted once) this gateway remembers.
 OPENINGS_CACHED = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Extras:
+    """What a gateway adds to a turn's user message beyond its text (WhatsApp media).
+
+    `turn_id`: the turn's id, chosen first so that media rows can name it before the turn begins;
+    `tokens`: counted on top of the text (its images); `prompt`: the plan as sent to the LLM
+    (its images as content parts). A prompt shrunk for a retry is sent without the rewrite.
+    """
+
+    turn_id: str
+    tokens: int = 0
+    prompt: Callable[[TurnPlan], TurnPlan] | None = None
 
 
 class ChatService:
@@ -104,6 +118,7 @@ class ChatService:
         *,
         create_missing: bool = True,
         whatsapp: bool = False,
+        extras: Extras | None = None,
     ) -> AsyncGenerator[TurnEvent, None]:
         """Run one turn: the start, the answer's deltas, then the end (or an error).
 
@@ -114,11 +129,12 @@ class ChatService:
             check_user_id(user_id)
             check = check_chat_id if whatsapp else check_new_chat_id
             chat_id = check(chat_id) if chat_id else new_chat_id()
-            turn_id = uuid.uuid4().hex
+            turn_id = extras.turn_id if extras else uuid.uuid4().hex
             logs.bind(chat_id=chat_id, turn_id=turn_id)
             self.check_content(content)
             self._check_user_rate(user_id)
-            plan = await self._begin(user_id, chat_id, content, create_missing, turn_id)
+            extra = extras.tokens if extras else 0
+            plan = await self._begin(user_id, chat_id, content, create_missing, turn_id, extra)
         except BaseException as exc:
             report.not_begun(exc)
             raise
@@ -129,6 +145,8 @@ class ChatService:
             self._spawn(self._abort(chat_id, plan, "", "cancelled"))  # closed at its start
             report.cancelled()
             raise
+        if extras is not None and extras.prompt is not None:
+            plan = extras.prompt(plan)
         parts: list[str] = []
         finish = Finish("stop")
         try:
@@ -191,14 +209,14 @@ class ChatService:
             )
 
     async def _begin(
-        self, user_id: str, chat_id: str, content: str, create_missing: bool, turn_id: str
+        self, user_id: str, chat_id: str, content: str, create_missing: bool, turn_id: str, extra: int = 0
     ) -> TurnPlan:
         known = await self._owners.check(user_id, chat_id, may_be_missing=create_missing)
         model = known.model if known else self._settings.default_params.model
         create = await self.new_chat() if create_missing else None
         learned = self._answering.calibration
         for _ in range(3):
-            tokens = await self.counter.message(model, "user", content)
+            tokens = await self.counter.message(model, "user", content) + extra
             correction, server_context = learned.correction(model), learned.server_context(model)
             req = TurnRequest(turn_id, user_id, content, tokens, model, create, correction, server_context)
             plan = await self._begin_once(chat_id, req)
@@ -341,6 +359,11 @@ class ChatService:
         if len(messages) <= size:
             return messages, ""
         return messages[:size], paging.message_token(messages[size - 1].seq)
+
+    @property
+    def store(self) -> ChatStore:
+        """The store, for the gateway's own tables (WhatsApp media and delivery status)."""
+        return self._store
 
     async def claim_event(self, event_id: str, source: str) -> bool:
         """True the first time an inbound event id (a webhook delivery) is seen, by any gateway."""

@@ -18,21 +18,23 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from multidict import MultiDictProxy
-from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
-from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
 from gateways import whatsapp
+from gateways.events import TurnDelta, TurnStarted
 from gateways.http.keys import SERVICE, SETTINGS
 from gateways.service import ChatService
 from gateways.settings import Settings
 from gateways.text import shows_something
+from gateways.whatsapp_media.bursts import Bursts
+from gateways.whatsapp_media.callbacks import STATUS_PATH
+from gateways.whatsapp_media.inbound import Delivery, Prepared, media_of
+from gateways.whatsapp_media.served import SERVED, Served, status
 from store.errors import ChatServiceError, FailedPrecondition, InvalidArgument, PermissionDenied
 from store.records import ChatRecord, ChatStatus
 
 PATH = "/twilio/whatsapp"
-TWILIO_API = "https://api.twilio.com"
 DRAIN_SECONDS = 30.0  # at shutdown, how long answers still being written may finish
 UNSIGNED = "X-Twilio-Signature is missing or does not match this URL and body"
 FORM = "application/x-www-form-urlencoded"
@@ -42,25 +44,15 @@ _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 _COUNT = re.compile(r"[0-9]{1,3}")
 T = TypeVar("T")
 log = logging.getLogger("chatservice.whatsapp")
-_http_log = logging.getLogger("chatservice.whatsapp.rest")  # the SDK logs every header at INFO
 routes = web.RouteTableDef()
+routes.post(STATUS_PATH)(status)  # Twilio's status callbacks, signed as the webhook is
 
 
-class _RebasedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
-    """The SDK's async client, sending what it addresses to api.twilio.com to another base URL."""
-
-    def __init__(self, base_url: str) -> None:
-        super().__init__(timeout=15, logger=_http_log)
-        self._base_url = base_url
-
-    async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        if url.startswith(TWILIO_API):
-            url = self._base_url + url[len(TWILIO_API) :]
-        return await super().request(method, url, *args, **kwargs)
+Reply = tuple[str, list[str]]  # the chat the answer belongs to ("" if unknown), its parts
 
 
 class WhatsApp:
-    """The webhook's long-lived parts: the validator, the REST client, answers still running."""
+    """The webhook's long-lived parts: the validator, the media parts, bursts, answers still running."""
 
     def __init__(self, settings: Settings, service: ChatService) -> None:
         assert settings.twilio_auth_token is not None
@@ -68,31 +60,34 @@ class WhatsApp:
         self._service = service
         self._validator = RequestValidator(settings.twilio_auth_token)
         self._key = whatsapp.id_key(settings.whatsapp_id_key, settings.twilio_auth_token)
-        self._http: AsyncTwilioHttpClient | None = None
-        self._rest: Any = None
+        self.served: Served | None = None
+        self._bursts: Bursts[Delivery] | None = None
         self._running: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         s = self._settings
-        if s.twilio_account_sid is None:
+        media = getattr(self._service.store, "media", None)
+        if s.twilio_account_sid is None or media is None:
             log.warning(
-                "TWILIO_ACCOUNT_SID is not set: answers slower than %.0f s cannot be delivered",
+                "TWILIO_ACCOUNT_SID is not set: answers slower than %.0f s cannot be delivered, "
+                "media is not read and messages are not gathered into bursts",
                 s.twilio_reply_budget_seconds,
             )
             return
-        if not log.isEnabledFor(logging.DEBUG):
-            _http_log.setLevel(logging.WARNING)
-        self._http = _RebasedHttpClient(s.twilio_api_base_url)  # its aiohttp session needs the loop
-        self._rest = Client(s.twilio_account_sid, s.twilio_auth_token, http_client=self._http)
+        self.served = Served(s, media)  # its aiohttp sessions need the loop
+        if s.whatsapp_debounce_ms > 0:
+            self._bursts = Bursts(s.whatsapp_debounce_ms / 1000, self._burst)
 
     async def close(self) -> None:
+        if self._bursts is not None:
+            await asyncio.wait_for(self._bursts.close(), DRAIN_SECONDS)
         if self._running:
             _, late = await asyncio.wait(self._running, timeout=DRAIN_SECONDS)
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        if self._http is not None:
-            await self._http.close()
+        if self.served is not None:
+            await self.served.close()
 
     def signed(self, request: web.Request, form: MultiDictProxy[Any]) -> bool:
         signature = request.headers.get("X-Twilio-Signature")
@@ -133,14 +128,14 @@ class WhatsApp:
             return [whatsapp.FAILED_REPLY]
         return [whatsapp.NEW_CHAT_REPLY]
 
-    async def _answer(self, sender: str, text: str) -> list[str]:
+    async def _answer(self, sender: str, text: str, prepared: Prepared | None = None) -> Reply:
         """The answer's parts; a failure becomes an apology (Twilio's retry would be a no-op)."""
+        chat_id = ""
         try:
             for attempt in (1, 2):
                 chat_id = await self._current(sender)
                 try:
-                    _, answer = await self._service.answer(sender, chat_id, text, whatsapp=True)
-                    return whatsapp.split_message(answer)
+                    return chat_id, whatsapp.split_message(await self._turn(sender, chat_id, text, prepared))
                 except FailedPrecondition:
                     # Ended meanwhile (a `/new` from another delivery): once more on the next chat.
                     if attempt == 2 or await self._current(sender) == chat_id:
@@ -149,36 +144,99 @@ class WhatsApp:
             log.warning("WhatsApp answer failed (%s): %s", exc.code, exc.message)
         except Exception:
             log.exception("WhatsApp answer failed")  # logs.py withholds foreign exception messages
-        return [whatsapp.FAILED_REPLY]
+        return chat_id, [whatsapp.FAILED_REPLY]
 
-    async def reply(self, sender: str, to: str, text: str) -> list[str]:
+    async def _turn(self, sender: str, chat_id: str, text: str, prepared: Prepared | None) -> str:
+        extras = prepared.extras if prepared else None
+        parts: list[str] = []
+        async for event in self._service.turn(sender, chat_id, text, whatsapp=True, extras=extras):
+            if isinstance(event, TurnStarted) and prepared is not None:
+                await prepared.started(event)  # the media rows, now that their message is stored
+            elif isinstance(event, TurnDelta):
+                parts.append(event.text)
+        return "".join(parts)
+
+    async def _media(self, d: Delivery) -> Reply:
+        """A media message's answer, or the reply that refuses it."""
+        assert self.served is not None
+        try:
+            chat = await self._newest(d.sender)
+        except ChatServiceError as exc:
+            log.warning("WhatsApp media message failed (%s): %s", exc.code, exc.message)
+            return "", [whatsapp.FAILED_REPLY]
+        active = chat is not None and chat.status is ChatStatus.ACTIVE
+        model = chat.params.model if chat is not None and active else self._settings.default_params.model
+        prepared = await self.served.answers.prepare(d.media, d.body, model)
+        if isinstance(prepared, str):
+            return (chat.id if chat is not None and active else ""), [prepared]
+        return await self._answer(d.sender, prepared.text, prepared)
+
+    def _job(self, d: Delivery) -> Coroutine[Any, Any, Reply]:
+        if d.media:
+            return self._media(d)
+        if whatsapp.is_new_command(d.body):
+            return self._started_over(d.sender)
+        return self._answer(d.sender, d.body)
+
+    async def _started_over(self, sender: str) -> Reply:
+        return "", await self.start_over(sender)
+
+    async def receive(self, d: Delivery) -> list[str]:
+        """TwiML parts to answer a claimed delivery with now; [] when answered later (REST)."""
+        if self.served is None:
+            if d.media:
+                return [whatsapp.MEDIA_REPLY]
+            if whatsapp.is_new_command(d.body):
+                return await self.start_over(d.sender)
+        if self._bursts is not None:
+            self._bursts.add(d.sender, d)  # answered with the sender's other messages, later
+            return []
+        return await self.reply(d, self._job(d))
+
+    async def _burst(self, sender: str, burst: list[Delivery]) -> None:
+        """A burst, in order: its runs of text as one turn each; media and `/new` each alone."""
+        run: list[Delivery] = []
+        for d in [*burst, None]:
+            if d is not None and not d.media and not whatsapp.is_new_command(d.body):
+                run.append(d)
+                continue
+            if run:
+                text = "\n".join(m.body.strip() for m in run if shows_something(m.body))
+                await self._later(run[-1], self._answer(sender, text))
+            run = []
+            if d is not None:
+                await self._later(d, self._job(d))
+
+    async def _later(self, d: Delivery, work: Coroutine[Any, Any, Reply]) -> None:
+        await self._send_later(self._spawn(self._typing(d, work)), d)
+
+    def _typing(self, d: Delivery, work: Coroutine[Any, Any, Reply]) -> Coroutine[Any, Any, Reply]:
+        if self.served is None:
+            return work
+        return self.served.typing(d.sid, work)
+
+    async def reply(self, d: Delivery, work: Coroutine[Any, Any, Reply]) -> list[str]:
         """Parts to answer inline if the turn ends within the budget; else [] and send them later."""
-        job = self._spawn(self._answer(sender, text))
+        job = self._spawn(self._typing(d, work))
         try:
             done, _ = await asyncio.wait({job}, timeout=self._settings.twilio_reply_budget_seconds)
         except asyncio.CancelledError:
-            self._spawn(self._send_later(job, sender, to))  # Twilio hung up: it never gets TwiML
+            self._spawn(self._send_later(job, d))  # Twilio hung up: it never gets TwiML
             raise
         if job in done:
-            return job.result()
-        self._spawn(self._send_later(job, sender, to))
+            return job.result()[1]
+        self._spawn(self._send_later(job, d))
         return []
 
-    async def _send_later(self, job: asyncio.Task[list[str]], sender: str, to: str) -> None:
-        parts = await job
-        if self._rest is None:
+    async def _send_later(self, job: asyncio.Task[Reply], d: Delivery) -> None:
+        chat_id, parts = await job
+        if self.served is None:
             log.warning("an answer missed the reply budget and TWILIO_ACCOUNT_SID is not set: not sent")
             return
-        for i, part in enumerate(parts):
-            try:
-                await self._rest.messages.create_async(to=sender, from_=to, body=part)
-            except Exception as exc:
-                # Not retried: a create that failed late may have been sent, and twice is worse.
-                # Status and Twilio's error code only: its message quotes the recipient's number.
-                why = f"{type(exc).__name__} {getattr(exc, 'status', '')} {getattr(exc, 'code', '')}"
-                log.error("WhatsApp send failed at part %d of %d: %s", i + 1, len(parts), why.strip())
-                return
-        log.info("sent a late WhatsApp answer in %d part(s) through the REST API", len(parts))
+        try:
+            await self.served.deliver(chat_id, d.sid, d.sender, d.to, parts)
+        except Exception:
+            log.exception("WhatsApp answer in chat %s could not be sent", chat_id)
 
     def _spawn(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(work)
@@ -195,6 +253,8 @@ async def lifetime(app: web.Application) -> AsyncIterator[None]:
     bot = WhatsApp(app[SETTINGS], app[SERVICE])
     await bot.start()
     app[WHATSAPP] = bot
+    if bot.served is not None:
+        app[SERVED] = bot.served
     yield
     await bot.close()
 
@@ -250,14 +310,10 @@ async def webhook(request: web.Request) -> web.Response:
     _account(form, request.app[SETTINGS])
     sid = _field(form, "MessageSid", _MESSAGE_SID)
     sender, to, body = _field(form, "From"), _field(form, "To"), _field(form, "Body")
-    media = int(_field(form, "NumMedia", _COUNT)) > 0
+    media = media_of(form, int(_field(form, "NumMedia", _COUNT)))
     if not media and not shows_something(body):
         return twiml([])  # nothing to answer
     if not await request.app[SERVICE].claim_event(sid, sender):
         log.info("WhatsApp delivery %s already taken: a retry, ignored", sid)
         return twiml([])
-    if media:
-        return twiml([whatsapp.MEDIA_REPLY])
-    if whatsapp.is_new_command(body):
-        return twiml(await bot.start_over(sender))
-    return twiml(await bot.reply(sender, to, body))
+    return twiml(await bot.receive(Delivery(sid, sender, to, body, media)))

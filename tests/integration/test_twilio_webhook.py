@@ -60,6 +60,7 @@ async def make_client(
                 "TWILIO_ACCOUNT_SID": SID,
                 "PUBLIC_URL": PUBLIC,
                 "TWILIO_API_BASE_URL": twilio_api.base_url,
+                "WHATSAPP_DEBOUNCE_MS": "0",  # each message its own turn: bursts are tested apart
             }
             return await make(**(twilio | env))
 
