@@ -166,7 +166,11 @@ class WhatsApp:
             return "", [whatsapp.FAILED_REPLY]
         active = chat is not None and chat.status is ChatStatus.ACTIVE
         model = chat.params.model if chat is not None and active else self._settings.default_params.model
-        prepared = await self.served.answers.prepare(d.media, d.body, model)
+        try:
+            prepared = await self.served.answers.prepare(d.media, d.body, model)
+        except Exception:
+            log.exception("WhatsApp media message failed")
+            return "", [whatsapp.FAILED_REPLY]
         if isinstance(prepared, str):
             return (chat.id if chat is not None and active else ""), [prepared]
         return await self._answer(d.sender, prepared.text, prepared)
