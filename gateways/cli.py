@@ -10,7 +10,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from gateways import logs
-from gateways.settings import ENV_VARS, SettingsError, load, read_dotenv
+from gateways.settings import BY_KEY, ENV_VARS, SettingsError, load, read_dotenv
 from store.errors import ChatServiceError
 
 
@@ -23,7 +23,8 @@ def _version() -> str:
 
 def _environment_help() -> str:
     width = max(len(v.key) for v in ENV_VARS)
-    lines = [f"  {v.key:<{width}}  {v.help} [default: {v.default}]" for v in ENV_VARS]
+    shown = [v.shown if v.has_value else f"({v.shown})" for v in ENV_VARS]
+    lines = [f"  {v.key:<{width}}  {v.help} [default: {s}]" for v, s in zip(ENV_VARS, shown, strict=True)]
     heading = "configuration (environment variables, or a .env file in the working directory):"
     return heading + "\n" + "\n".join(lines)
 
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def chat(args: argparse.Namespace) -> int:
     env = {**read_dotenv(), **os.environ}
-    target = args.target or f"127.0.0.1:{env.get('GRPC_SERVER_PORT') or 50051}"
+    target = args.target or f"127.0.0.1:{env.get('GRPC_SERVER_PORT') or BY_KEY['GRPC_SERVER_PORT'].default}"
     user = args.user_id or env.get("USER") or "cli"
     from gateways.grpc.client import main as chat_main
 

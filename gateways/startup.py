@@ -90,6 +90,9 @@ def auth_notice(settings: Settings) -> str | None:
 
 def serve(settings: Settings) -> None:
     started = time.monotonic()
+    # First: the LLM server's inspection below imports Ray (through the metrics), and a Ray imported
+    # before RAY_AUTH_MODE is set keeps "disabled" while the Ray it starts demands its token.
+    choose_auth_mode(settings)
     ports = claim(settings)
     try:
         from gateways.discovery import inspect_server
@@ -101,7 +104,6 @@ def serve(settings: Settings) -> None:
         applied = asyncio.run(migrate(settings.database))
         if applied:
             log.info("database schema migrated to version %d", applied[-1])
-        choose_auth_mode(settings)  # before anything imports Ray
         from gateways.raynode import start_ray  # Ray itself: imported here, not by both threads at once
 
         warming = threading.Thread(target=warm_up, args=(settings,), name="warm-up", daemon=True)

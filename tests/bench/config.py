@@ -13,7 +13,7 @@ DEFAULT_SERVER = "mysql://chatservice:chatservice@127.0.0.1:3306/chatservice_tes
 BENCH_DATABASE = "chatservice_bench"
 RESULTS = Path(__file__).with_name("results")
 INTERFACES = ("grpc_v1", "grpc_legacy", "http_sse")
-RAY_CALLS_PER_TURN = 2  # begin_turn and complete_turn (DESIGN.md)
+RAY_CALLS_PER_TURN = 2  # begin_turn and complete_turn (DESIGN.md, "What runs where")
 ZERO_LATENCY = Profile(ttft=0.0, token_delay=0.0, words=5)
 FIXED_LATENCY = Profile(ttft=0.05, token_delay=0.005, words=40)
 

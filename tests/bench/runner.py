@@ -247,7 +247,7 @@ class Bench:
     def fit_to_machine(self) -> None:
         """Drop concurrency levels whose live actors this machine cannot hold beside what else runs.
 
-        Each live chat is a process (memory) holding one database connection (DESIGN.md), and
+        Each live chat is a process (memory) holding one database connection (DESIGN.md, "A conversation's lifecycle"), and
         the database server is shared: a run must not take every connection it allows.
         """
         memory = int((psutil.virtual_memory().available - 3 * 1024 * MB) / (ACTOR_BUDGET_MB * MB))

@@ -72,8 +72,9 @@ def own_ray(
             "PUBLIC_URL": PUBLIC,
             "LOG_LEVEL": "DEBUG",
         }
-        process = ServeProcess(env)
-        process.env.pop("RAY_ADDRESS", None)  # never a Ray of the test session's: its own
+        # As from a new user's shell: no Ray of the test session's, and no RAY_AUTH_MODE (the session's
+        # ray.init sets it in this process; serve with it missing once failed to join its own Ray).
+        process = ServeProcess(env, drop=("RAY_ADDRESS", "RAY_AUTH_MODE"))
         with process:
             yield process, home
 
