@@ -200,6 +200,20 @@ class ChatService:
         assert started is not None
         return started.chat_id, "".join(parts)
 
+    async def hold(self, user_id: str, chat_id: str, content: str, *, whatsapp: bool = False) -> int:
+        """Store a user message and answer nothing (a WhatsApp burst's messages before its last).
+
+        The turn begins (so the message is stored in order, in the window) and ends with no answer.
+        Returns the message's id.
+        """
+        check_user_id(user_id)
+        chat_id = (check_chat_id if whatsapp else check_new_chat_id)(chat_id)
+        self.check_content(content)
+        self._check_user_rate(user_id)
+        plan = await self._begin(user_id, chat_id, content, True, uuid.uuid4().hex)
+        await self._unless_cancelled(self._abort(chat_id, plan, "", "held"))
+        return plan.user_message_id
+
     def _check_user_rate(self, user_id: str) -> None:
         wait = self._user_turns.admit(user_id, time.monotonic())
         if wait:

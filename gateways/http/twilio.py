@@ -198,18 +198,26 @@ class WhatsApp:
         return await self.reply(d, self._job(d))
 
     async def _burst(self, sender: str, burst: list[Delivery]) -> None:
-        """A burst, in order: its runs of text as one turn each; media and `/new` each alone."""
+        """A burst, in order: each run of text stored, its last answered; media and `/new` alone."""
         run: list[Delivery] = []
         for d in [*burst, None]:
             if d is not None and not d.media and not whatsapp.is_new_command(d.body):
                 run.append(d)
                 continue
             if run:
-                text = "\n".join(m.body.strip() for m in run if shows_something(m.body))
-                await self._later(run[-1], self._answer(sender, text))
+                for held in run[:-1]:
+                    await self._hold(sender, held.body)
+                await self._later(run[-1], self._answer(sender, run[-1].body))
             run = []
             if d is not None:
                 await self._later(d, self._job(d))
+
+    async def _hold(self, sender: str, text: str) -> None:
+        """One of a burst's messages before its last: stored in order, answered with the last."""
+        try:
+            await self._service.hold(sender, await self._current(sender), text, whatsapp=True)
+        except ChatServiceError as exc:
+            log.warning("WhatsApp burst message not stored (%s): %s", exc.code, exc.message)
 
     async def _later(self, d: Delivery, work: Coroutine[Any, Any, Reply]) -> None:
         await self._send_later(self._spawn(self._typing(d, work)), d)

@@ -240,11 +240,13 @@ async def test_a_burst_of_three_is_one_turn_and_one_answer(
     await until(twilio_api, lambda: len(twilio_api.callbacks) == 4)
     for form in forms:
         assert await post(client, public, form) == (200, [])  # retries of any of them: nothing more
-    said = "oi\numa pergunta\nqual é a capital do Brasil?"
-    assert [s.body for s in twilio_api.sent] == [f"Echo: {said}"] and len(fake_llm.records) == 1
+    said = [form["Body"] for form in forms]
+    answer = f"Echo: {said[-1]}"
+    assert [s.body for s in twilio_api.sent] == [answer] and len(fake_llm.records) == 1
+    assert [m["content"] for m in fake_llm.records[0].body["messages"] if m["role"] == "user"] == said
     chat_id, messages, media, store = await stored(mysql_url, sender)
     try:
-        assert [m.content for m in messages] == [said, f"Echo: {said}"]
+        assert [m.content for m in messages] == [*said, answer]  # every message, in order, one answer
         [part] = await media.outbound_of(chat_id)
         assert (part.reply_to, part.status) == (forms[-1]["MessageSid"], DeliveryStatus.READ)
     finally:
