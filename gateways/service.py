@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, TypeVar
 
-from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
+from actors.protocol import Edit, NewChat, Recount, Regenerate, TurnPlan, TurnRequest, TurnResult, WindowInfo
 from actors.ratelimit import KeyedRateLimit
 from actors.registry import ChatRegistry
 from gateways import logs, paging
@@ -29,6 +29,7 @@ from gateways.params import ChatOverrides, apply_overrides, check_system_prompt
 from gateways.report import TurnReport
 from gateways.settings import Settings
 from gateways.text import check_unicode, shows_something
+from gateways.titles import Titles
 from store.base import ChatCursor, ChatStore
 from store.errors import (
     ChatServiceError,
@@ -84,6 +85,19 @@ class ChatService:
         self._background: set[asyncio.Task[object]] = set()
         self._user_turns = KeyedRateLimit(settings.user_turns_per_minute)
         self._leases = Leases(registry.renew_turn, settings.turn_timeout_seconds)
+        self.titles = Titles(llm, registry, store, settings.auto_title and not settings.offline)
+
+    @property
+    def owners(self) -> Owners:
+        return self._owners
+
+    @property
+    def store(self) -> ChatStore:
+        return self._store
+
+    @property
+    def registry(self) -> ChatRegistry:
+        return self._registry
 
     def check_content(self, content: str) -> str:
         if not shows_something(content):  # also zero-width spaces, joiners, BOMs and the like alone
@@ -118,11 +132,13 @@ class ChatService:
         *,
         create_missing: bool = True,
         whatsapp: bool = False,
+        branch: Regenerate | Edit | None = None,
         extras: Extras | None = None,
     ) -> AsyncGenerator[TurnEvent, None]:
         """Run one turn: the start, the answer's deltas, then the end (or an error).
 
         `whatsapp`: the Twilio webhook's turn, the only one allowed in a reserved `wa:` chat.
+        `branch`: a regenerate (no content) or an edit of an existing chat (gateways/branching.py).
         """
         report = TurnReport(self._settings.log_content)
         try:
@@ -131,10 +147,11 @@ class ChatService:
             chat_id = check(chat_id) if chat_id else new_chat_id()
             turn_id = extras.turn_id if extras else uuid.uuid4().hex
             logs.bind(chat_id=chat_id, turn_id=turn_id)
-            self.check_content(content)
+            if not isinstance(branch, Regenerate):
+                self.check_content(content)
             self._check_user_rate(user_id)
             extra = extras.tokens if extras else 0
-            plan = await self._begin(user_id, chat_id, content, create_missing, turn_id, extra)
+            plan = await self._begin(user_id, chat_id, content, create_missing, turn_id, branch, extra)
         except BaseException as exc:
             report.not_begun(exc)
             raise
@@ -184,6 +201,8 @@ class ChatService:
         report.completed(
             finished.finish_reason, finished.prompt_tokens, finished.completion_tokens, "".join(parts)
         )
+        if finished.assistant_message_id is not None:
+            self._spawn(self.titles.after_turn(user_id, chat_id, plan))
         yield finished
 
     async def answer(
@@ -223,22 +242,32 @@ class ChatService:
             )
 
     async def _begin(
-        self, user_id: str, chat_id: str, content: str, create_missing: bool, turn_id: str, extra: int = 0
+        self,
+        user_id: str,
+        chat_id: str,
+        content: str,
+        create_missing: bool,
+        turn_id: str,
+        branch: Regenerate | Edit | None = None,
+        extra: int = 0,
     ) -> TurnPlan:
         known = await self._owners.check(user_id, chat_id, may_be_missing=create_missing)
         model = known.model if known else self._settings.default_params.model
         create = await self.new_chat() if create_missing else None
         learned = self._answering.calibration
         for _ in range(3):
-            tokens = await self.counter.message(model, "user", content) + extra
+            regenerate = isinstance(branch, Regenerate)
+            tokens = 0 if regenerate else await self.counter.message(model, "user", content) + extra
             correction, server_context = learned.correction(model), learned.server_context(model)
-            req = TurnRequest(turn_id, user_id, content, tokens, model, create, correction, server_context)
+            req = TurnRequest(
+                turn_id, user_id, content, tokens, model, create, correction, server_context, branch
+            )
             plan = await self._begin_once(chat_id, req)
             if isinstance(plan, Recount):
                 model = plan.model
                 continue
             self._owners.remember(chat_id, user_id, plan.params.model)
-            self._leases.keep(chat_id, plan.turn_id)
+            self._leases.keep(chat_id, plan.turn_id, plan.user_message_id)
             return plan
         raise AssertionError(f"chat {chat_id}: model kept changing while counting")
 
@@ -272,7 +301,13 @@ class ChatService:
         try:
             result = await _while_store_returns(
                 lambda: self._registry.complete_turn(
-                    chat_id, plan.turn_id, reply, tokens, finish.reason, finish.prompt_tokens or None
+                    chat_id,
+                    plan.turn_id,
+                    reply,
+                    tokens,
+                    finish.reason,
+                    finish.prompt_tokens or None,
+                    plan.user_message_id,
                 )
             )
             return result, tokens
@@ -287,7 +322,9 @@ class ChatService:
         tokens = await self.counter.message(plan.params.model, "assistant", partial) if partial else 0
         try:
             await _while_store_returns(
-                lambda: self._registry.abort_turn(chat_id, plan.turn_id, partial, tokens, reason)
+                lambda: self._registry.abort_turn(
+                    chat_id, plan.turn_id, partial, tokens, reason, plan.user_message_id
+                )
             )
         except ChatServiceError as exc:
             # The turn lease frees the chat anyway; the client already has its error.
@@ -373,11 +410,6 @@ class ChatService:
         if len(messages) <= size:
             return messages, ""
         return messages[:size], paging.message_token(messages[size - 1].seq)
-
-    @property
-    def store(self) -> ChatStore:
-        """The store, for the gateway's own tables (WhatsApp media and delivery status)."""
-        return self._store
 
     async def claim_event(self, event_id: str, source: str) -> bool:
         """True the first time an inbound event id (a webhook delivery) is seen, by any gateway."""

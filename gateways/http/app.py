@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateways.health import Readiness
-from gateways.http import chat, health, page, twilio, v1
+from gateways.http import branches, chat, health, page, twilio, v1
 from gateways.http.guard import same_origin
 from gateways.http.keys import READINESS, SERVICE, SETTINGS
 from gateways.http.listener import read_body, track
@@ -32,6 +32,7 @@ def create_app(settings: Settings, service: ChatService, readiness: Readiness) -
     app.add_routes(chat.routes)
     app.add_routes(health.routes)
     app.add_routes(v1.routes)
+    app.add_routes(branches.routes)
     app.add_routes(page.routes)
     if settings.twilio_auth_token is not None:
         app.add_routes(twilio.routes)

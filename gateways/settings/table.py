@@ -205,6 +205,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "INFO",
     ),
     V("LOG_FORMAT", "text, or json (one JSON object a line)", choice("text", "json"), "text"),
+    V(
+        "AUTO_TITLE",
+        "1 = after a chat's first exchange the LLM is asked for a short title (0: its first words)",
+        flag,
+        True,
+    ),
     V("LOG_CONTENT", "1 = log user messages and answers at INFO (never logged otherwise)", flag, False),
     V(
         "METRICS_EXPORT_PORT",

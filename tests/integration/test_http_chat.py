@@ -30,6 +30,7 @@ async def make_client(
             "DATABASE_URL": mysql_url.to_url(),
             "OPENAI_API_KEY": "k",
             "OPENAI_BASE_URL": fake_llm.base_url,
+            "AUTO_TITLE": "0",
         }
         runtime = build_runtime(Settings.from_env(base | env))
         from gateways.http import create_app

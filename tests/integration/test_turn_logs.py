@@ -53,7 +53,12 @@ async def make_client(
 
 @asynccontextmanager
 async def service_with(mysql_url: DatabaseURL, fake_llm: FakeLLM, **env: str) -> AsyncIterator[ChatService]:
-    base = {"DATABASE_URL": mysql_url.to_url(), "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": fake_llm.base_url}
+    base = {
+        "DATABASE_URL": mysql_url.to_url(),
+        "OPENAI_API_KEY": "k",
+        "OPENAI_BASE_URL": fake_llm.base_url,
+        "AUTO_TITLE": "0",
+    }
     runtime = build_runtime(Settings.from_env(base | env))
     try:
         yield runtime.service
