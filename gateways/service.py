@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from contextlib import aclosing
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, TypeVar
 
@@ -47,6 +47,20 @@ log = logging.getLogger("chatservice.service")
 STORE_RETRY_SECONDS = 10.0
 # Chat openings (a system prompt and parameters, counted once) this gateway remembers.
 OPENINGS_CACHED = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Extras:
+    """What a gateway adds to a turn's user message beyond its text (WhatsApp media).
+
+    `turn_id`: the turn's id, chosen first so that media rows can name it before the turn begins;
+    `tokens`: counted on top of the text (its images); `prompt`: the plan as sent to the LLM
+    (its images as content parts). A prompt shrunk for a retry is sent without the rewrite.
+    """
+
+    turn_id: str
+    tokens: int = 0
+    prompt: Callable[[TurnPlan], TurnPlan] | None = None
 
 
 class ChatService:
@@ -119,6 +133,7 @@ class ChatService:
         create_missing: bool = True,
         whatsapp: bool = False,
         branch: Regenerate | Edit | None = None,
+        extras: Extras | None = None,
     ) -> AsyncGenerator[TurnEvent, None]:
         """Run one turn: the start, the answer's deltas, then the end (or an error).
 
@@ -130,12 +145,13 @@ class ChatService:
             check_user_id(user_id)
             check = check_chat_id if whatsapp else check_new_chat_id
             chat_id = check(chat_id) if chat_id else new_chat_id()
-            turn_id = uuid.uuid4().hex
+            turn_id = extras.turn_id if extras else uuid.uuid4().hex
             logs.bind(chat_id=chat_id, turn_id=turn_id)
             if not isinstance(branch, Regenerate):
                 self.check_content(content)
             self._check_user_rate(user_id)
-            plan = await self._begin(user_id, chat_id, content, create_missing, turn_id, branch)
+            extra = extras.tokens if extras else 0
+            plan = await self._begin(user_id, chat_id, content, create_missing, turn_id, branch, extra)
         except BaseException as exc:
             report.not_begun(exc)
             raise
@@ -146,6 +162,8 @@ class ChatService:
             self._spawn(self._abort(chat_id, plan, "", "cancelled"))  # closed at its start
             report.cancelled()
             raise
+        if extras is not None and extras.prompt is not None:
+            plan = extras.prompt(plan)
         parts: list[str] = []
         finish = Finish("stop")
         try:
@@ -201,6 +219,20 @@ class ChatService:
         assert started is not None
         return started.chat_id, "".join(parts)
 
+    async def hold(self, user_id: str, chat_id: str, content: str, *, whatsapp: bool = False) -> int:
+        """Store a user message and answer nothing (a WhatsApp burst's messages before its last).
+
+        The turn begins (so the message is stored in order, in the window) and ends with no answer.
+        Returns the message's id.
+        """
+        check_user_id(user_id)
+        chat_id = (check_chat_id if whatsapp else check_new_chat_id)(chat_id)
+        self.check_content(content)
+        self._check_user_rate(user_id)
+        plan = await self._begin(user_id, chat_id, content, True, uuid.uuid4().hex)
+        await self._unless_cancelled(self._abort(chat_id, plan, "", "held"))
+        return plan.user_message_id
+
     def _check_user_rate(self, user_id: str) -> None:
         wait = self._user_turns.admit(user_id, time.monotonic())
         if wait:
@@ -217,6 +249,7 @@ class ChatService:
         create_missing: bool,
         turn_id: str,
         branch: Regenerate | Edit | None = None,
+        extra: int = 0,
     ) -> TurnPlan:
         known = await self._owners.check(user_id, chat_id, may_be_missing=create_missing)
         model = known.model if known else self._settings.default_params.model
@@ -224,7 +257,7 @@ class ChatService:
         learned = self._answering.calibration
         for _ in range(3):
             regenerate = isinstance(branch, Regenerate)
-            tokens = 0 if regenerate else await self.counter.message(model, "user", content)
+            tokens = 0 if regenerate else await self.counter.message(model, "user", content) + extra
             correction, server_context = learned.correction(model), learned.server_context(model)
             req = TurnRequest(
                 turn_id, user_id, content, tokens, model, create, correction, server_context, branch

@@ -12,10 +12,11 @@ from gateways.http.listener import read_body, track
 from gateways.http.middleware import PUBLIC, auth, echo_request_id, errors, request_ids
 from gateways.service import ChatService
 from gateways.settings import Settings
+from gateways.whatsapp_media.callbacks import STATUS_PATH
 
 # The webhook is authenticated by Twilio's signature instead of AUTH_TOKEN; the web page carries no
 # data (its API calls send the token).
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", v1.OPENAPI_PATH, twilio.PATH, *page.PATHS})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", v1.OPENAPI_PATH, twilio.PATH, STATUS_PATH, *page.PATHS})
 
 
 def create_app(settings: Settings, service: ChatService, readiness: Readiness) -> web.Application:

@@ -226,7 +226,11 @@ ENV_VARS: tuple[EnvVar, ...] = (
         unset="the URL as requested",
     ),
     V("TWILIO_AUTH_TOKEN", "verifies X-Twilio-Signature; unset = no WhatsApp webhook", text),
-    V("TWILIO_ACCOUNT_SID", "sends answers that miss the reply budget via the REST API", text),
+    V(
+        "TWILIO_ACCOUNT_SID",
+        "fetches WhatsApp media; sends late answers and bursts via the REST API",
+        text,
+    ),
     V(
         "TWILIO_REPLY_BUDGET_SECONDS",
         "answer a webhook inline if the turn ends within this",
@@ -308,7 +312,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     V(
         "WHATSAPP_DEBOUNCE_MS",
-        "a sender's WhatsApp messages this close together are answered as one turn (0 = each alone)",
+        "a sender's WhatsApp messages this close together are one turn via REST (0 = each alone, inline)",
         number(int, 0, 60_000),
         1500,
     ),
