@@ -182,8 +182,8 @@ class ConversationActor:
     async def switch(self, user_id: str, message_id: int) -> tuple[ChatRecord, WindowInfo]:
         return await self._serve(self._conversation.switch(user_id, message_id))
 
-    async def rename(self, user_id: str, title: str) -> ChatRecord:
-        return await self._serve(self._conversation.rename(user_id, title))
+    async def rename(self, user_id: str, title: str, if_title: str | None = None) -> ChatRecord:
+        return await self._serve(self._conversation.rename(user_id, title, if_title))
 
     async def delete(self, user_id: str) -> None:
         return await self._serve(self._conversation.delete(user_id))

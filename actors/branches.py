@@ -49,8 +49,11 @@ class BranchOperations(ChatState):
             await self._retry_stale(move)
             return self._owned(user_id), self.window_info()
 
-    async def rename(self, user_id: str, title: str) -> ChatRecord:
-        """Replace the chat's title (an empty one clears it), after any running turn."""
+    async def rename(self, user_id: str, title: str, if_title: str | None = None) -> ChatRecord:
+        """Replace the chat's title (an empty one clears it), after any running turn.
+
+        `if_title`: only if the title is still that one (an automatic title never replaces a user's).
+        """
         clean = renamed_title(title)
         await self._ensure_loaded()
         self._owned(user_id)
@@ -58,6 +61,8 @@ class BranchOperations(ChatState):
 
             async def write() -> None:
                 chat = self._owned(user_id)
+                if if_title is not None and chat.title != if_title:
+                    return
                 version = await self._store.write(self.chat_id, chat.version, rename=clean)
                 self.chat = replace(chat, version=version, title=clean)
 

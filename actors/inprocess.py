@@ -154,8 +154,8 @@ class LocalConversations:
     async def switch(self, chat_id: str, user_id: str, message_id: int) -> tuple[ChatRecord, WindowInfo]:
         return await self._run(chat_id, lambda c: c.switch(user_id, message_id))
 
-    async def rename(self, chat_id: str, user_id: str, title: str) -> ChatRecord:
-        return await self._run(chat_id, lambda c: c.rename(user_id, title))
+    async def rename(self, chat_id: str, user_id: str, title: str, if_title: str | None = None) -> ChatRecord:
+        return await self._run(chat_id, lambda c: c.rename(user_id, title, if_title))
 
     async def window_messages(self, chat_id: str) -> list[MessageRecord]:
         return await self._run(chat_id, lambda c: c.snapshot())

@@ -77,7 +77,9 @@ class Conversations(Protocol):
         """Show the branch through a message: the active leaf becomes the leaf under it."""
         ...
 
-    async def rename(self, chat_id: str, user_id: str, title: str) -> ChatRecord: ...
+    async def rename(self, chat_id: str, user_id: str, title: str, if_title: str | None = None) -> ChatRecord:
+        """Rename the chat; with `if_title`, only while its title is still that one (else unchanged)."""
+        ...
 
     async def window_messages(self, chat_id: str) -> list[MessageRecord]:
         """The messages the model sees now (tests compare it with a rebuild from the store)."""

@@ -212,8 +212,9 @@ class ConversationRouter:
         """Show the branch through a message: the active leaf becomes the leaf under it."""
         return cast(tuple[ChatRecord, WindowInfo], await self._call(chat_id, "switch", user_id, message_id))
 
-    async def rename(self, chat_id: str, user_id: str, title: str) -> ChatRecord:
-        return cast(ChatRecord, await self._call(chat_id, "rename", user_id, title))
+    async def rename(self, chat_id: str, user_id: str, title: str, if_title: str | None = None) -> ChatRecord:
+        """Rename the chat; with `if_title`, only while its title is still that one (else unchanged)."""
+        return cast(ChatRecord, await self._call(chat_id, "rename", user_id, title, if_title))
 
     async def delete(self, chat_id: str, user_id: str) -> None:
         await self._call(chat_id, "delete", user_id)

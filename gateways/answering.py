@@ -107,7 +107,7 @@ class Answering:
             overflow.server_prompt_tokens if overflow else None,
             overflow.server_context_tokens if overflow else None,
         )
-        return await self._conversations.shrink_turn(chat_id, plan.turn_id, target)
+        return await self._conversations.shrink_turn(chat_id, plan.turn_id, target, plan.user_message_id)
 
     def _learn(self, chat_id: str, plan: TurnPlan, finish: Finish, refused: TurnPlan | None) -> None:
         model = plan.params.model

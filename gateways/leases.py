@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from store.errors import ChatServiceError, FailedPrecondition, NotFound
 
 log = logging.getLogger("chatservice.service")
-Renew = Callable[[str, str], Awaitable[None]]  # (chat_id, turn_id)
+Renew = Callable[[str, str, int | None], Awaitable[None]]  # (chat_id, turn_id, user_message_id)
 
 
 class Leases:
@@ -24,9 +24,9 @@ class Leases:
         self._every = lease_seconds / 3
         self._kept: dict[str, asyncio.Task[None]] = {}
 
-    def keep(self, chat_id: str, turn_id: str) -> None:
+    def keep(self, chat_id: str, turn_id: str, user_message_id: int | None = None) -> None:
         if turn_id not in self._kept:
-            self._kept[turn_id] = asyncio.ensure_future(self._renewing(chat_id, turn_id))
+            self._kept[turn_id] = asyncio.ensure_future(self._renewing(chat_id, turn_id, user_message_id))
 
     def release(self, turn_id: str) -> None:
         task = self._kept.pop(turn_id, None)
@@ -36,11 +36,11 @@ class Leases:
     def __len__(self) -> int:
         return len(self._kept)
 
-    async def _renewing(self, chat_id: str, turn_id: str) -> None:
+    async def _renewing(self, chat_id: str, turn_id: str, user_message_id: int | None) -> None:
         while True:
             await asyncio.sleep(self._every)
             try:
-                await self._renew(chat_id, turn_id)
+                await self._renew(chat_id, turn_id, user_message_id)
             except (FailedPrecondition, NotFound) as exc:
                 # The chat has moved on (the lease ran out during an outage): the turn's end says so.
                 log.warning("chat %s: turn %s lost its lease: %s", chat_id, turn_id, exc)

@@ -13,7 +13,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from actors.port import Conversations
-from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
+from actors.protocol import Edit, NewChat, Recount, Regenerate, TurnPlan, TurnRequest, TurnResult, WindowInfo
 from actors.ratelimit import KeyedRateLimit
 from gateways import logs, paging
 from gateways.answering import Answering
@@ -28,6 +28,7 @@ from gateways.owners import Owners
 from gateways.params import ChatOverrides, apply_overrides, check_system_prompt
 from gateways.report import TurnReport
 from gateways.text import check_unicode, shows_something
+from gateways.titles import Titles
 from store.base import ChatCursor, ChatStore
 from store.errors import (
     ChatServiceError,
@@ -60,6 +61,7 @@ class ServiceConfig:
     turn_timeout_seconds: float
     user_turns_per_minute: int
     log_content: bool
+    auto_title: bool  # titles asked of the LLM (never of the offline responder)
 
     @classmethod
     def of(cls, s: Settings) -> ServiceConfig:
@@ -71,7 +73,22 @@ class ServiceConfig:
             s.turn_timeout_seconds,
             s.user_turns_per_minute,
             s.log_content,
+            s.auto_title and not s.offline,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Extras:
+    """What a gateway adds to a turn's user message beyond its text (WhatsApp media).
+
+    `turn_id`: the turn's id, chosen first so that media rows can name it before the turn begins;
+    `tokens`: counted on top of the text (its images); `prompt`: the plan as sent to the LLM
+    (its images as content parts). A prompt shrunk for a retry is sent without the rewrite.
+    """
+
+    turn_id: str
+    tokens: int = 0
+    prompt: Callable[[TurnPlan], TurnPlan] | None = None
 
 
 class ChatService:
@@ -96,6 +113,19 @@ class ChatService:
         self._background: set[asyncio.Task[object]] = set()
         self._user_turns = KeyedRateLimit(config.user_turns_per_minute)
         self._leases = Leases(conversations.renew_turn, config.turn_timeout_seconds)
+        self.titles = Titles(llm, conversations, store, config.auto_title)
+
+    @property
+    def owners(self) -> Owners:
+        return self._owners
+
+    @property
+    def store(self) -> ChatStore:
+        return self._store
+
+    @property
+    def conversations(self) -> Conversations:
+        return self._conversations
 
     def check_content(self, content: str) -> str:
         if not shows_something(content):  # also zero-width spaces, joiners, BOMs and the like alone
@@ -130,21 +160,26 @@ class ChatService:
         *,
         create_missing: bool = True,
         whatsapp: bool = False,
+        branch: Regenerate | Edit | None = None,
+        extras: Extras | None = None,
     ) -> AsyncGenerator[TurnEvent, None]:
         """Run one turn: the start, the answer's deltas, then the end (or an error).
 
         `whatsapp`: the Twilio webhook's turn, the only one allowed in a reserved `wa:` chat.
+        `branch`: a regenerate (no content) or an edit of an existing chat (gateways/branching.py).
         """
         report = TurnReport(self._config.log_content)
         try:
             check_user_id(user_id)
             check = check_chat_id if whatsapp else check_new_chat_id
             chat_id = check(chat_id) if chat_id else new_chat_id()
-            turn_id = uuid.uuid4().hex
+            turn_id = extras.turn_id if extras else uuid.uuid4().hex
             logs.bind(chat_id=chat_id, turn_id=turn_id)
-            self.check_content(content)
+            if not isinstance(branch, Regenerate):
+                self.check_content(content)
             self._check_user_rate(user_id)
-            plan = await self._begin(user_id, chat_id, content, create_missing, turn_id)
+            extra = extras.tokens if extras else 0
+            plan = await self._begin(user_id, chat_id, content, create_missing, turn_id, branch, extra)
         except BaseException as exc:
             report.not_begun(exc)
             raise
@@ -155,6 +190,8 @@ class ChatService:
             self._spawn(self._abort(chat_id, plan, "", "cancelled"))  # closed at its start
             report.cancelled()
             raise
+        if extras is not None and extras.prompt is not None:
+            plan = extras.prompt(plan)
         parts: list[str] = []
         finish = Finish("stop")
         try:
@@ -192,6 +229,8 @@ class ChatService:
         report.completed(
             finished.finish_reason, finished.prompt_tokens, finished.completion_tokens, "".join(parts)
         )
+        if finished.assistant_message_id is not None:
+            self._spawn(self.titles.after_turn(user_id, chat_id, plan))
         yield finished
 
     async def answer(
@@ -208,6 +247,20 @@ class ChatService:
         assert started is not None
         return started.chat_id, "".join(parts)
 
+    async def hold(self, user_id: str, chat_id: str, content: str, *, whatsapp: bool = False) -> int:
+        """Store a user message and answer nothing (a WhatsApp burst's messages before its last).
+
+        The turn begins (so the message is stored in order, in the window) and ends with no answer.
+        Returns the message's id.
+        """
+        check_user_id(user_id)
+        chat_id = (check_chat_id if whatsapp else check_new_chat_id)(chat_id)
+        self.check_content(content)
+        self._check_user_rate(user_id)
+        plan = await self._begin(user_id, chat_id, content, True, uuid.uuid4().hex)
+        await self._unless_cancelled(self._abort(chat_id, plan, "", "held"))
+        return plan.user_message_id
+
     def _check_user_rate(self, user_id: str) -> None:
         wait = self._user_turns.admit(user_id, time.monotonic())
         if wait:
@@ -217,22 +270,32 @@ class ChatService:
             )
 
     async def _begin(
-        self, user_id: str, chat_id: str, content: str, create_missing: bool, turn_id: str
+        self,
+        user_id: str,
+        chat_id: str,
+        content: str,
+        create_missing: bool,
+        turn_id: str,
+        branch: Regenerate | Edit | None = None,
+        extra: int = 0,
     ) -> TurnPlan:
         known = await self._owners.check(user_id, chat_id, may_be_missing=create_missing)
         model = known.model if known else self._config.default_params.model
         create = await self.new_chat() if create_missing else None
         learned = self._answering.calibration
         for _ in range(3):
-            tokens = await self.counter.message(model, "user", content)
+            regenerate = isinstance(branch, Regenerate)
+            tokens = 0 if regenerate else await self.counter.message(model, "user", content) + extra
             correction, server_context = learned.correction(model), learned.server_context(model)
-            req = TurnRequest(turn_id, user_id, content, tokens, model, create, correction, server_context)
+            req = TurnRequest(
+                turn_id, user_id, content, tokens, model, create, correction, server_context, branch
+            )
             plan = await self._begin_once(chat_id, req)
             if isinstance(plan, Recount):
                 model = plan.model
                 continue
             self._owners.remember(chat_id, user_id, plan.params.model)
-            self._leases.keep(chat_id, plan.turn_id)
+            self._leases.keep(chat_id, plan.turn_id, plan.user_message_id)
             return plan
         raise AssertionError(f"chat {chat_id}: model kept changing while counting")
 
@@ -266,7 +329,13 @@ class ChatService:
         try:
             result = await _while_store_returns(
                 lambda: self._conversations.complete_turn(
-                    chat_id, plan.turn_id, reply, tokens, finish.reason, finish.prompt_tokens or None
+                    chat_id,
+                    plan.turn_id,
+                    reply,
+                    tokens,
+                    finish.reason,
+                    finish.prompt_tokens or None,
+                    plan.user_message_id,
                 )
             )
             return result, tokens
@@ -281,7 +350,9 @@ class ChatService:
         tokens = await self.counter.message(plan.params.model, "assistant", partial) if partial else 0
         try:
             await _while_store_returns(
-                lambda: self._conversations.abort_turn(chat_id, plan.turn_id, partial, tokens, reason)
+                lambda: self._conversations.abort_turn(
+                    chat_id, plan.turn_id, partial, tokens, reason, plan.user_message_id
+                )
             )
         except ChatServiceError as exc:
             # The turn lease frees the chat anyway; the client already has its error.

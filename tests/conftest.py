@@ -18,6 +18,7 @@ from store.migrate import migrate
 from tests.llm_server import Behaviour, FakeLLM
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("AUTO_TITLE", "0")  # served processes: no title requests among counted LLM calls
 DEFAULT_MYSQL = "mysql://chatservice:chatservice@127.0.0.1:3306/chatservice_test"
 
 

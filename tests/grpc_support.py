@@ -69,6 +69,7 @@ async def grpc_servers(
             "DATABASE_URL": db.to_url(),
             "OPENAI_API_KEY": "k",
             "OPENAI_BASE_URL": llm.base_url,
+            "AUTO_TITLE": "0",
             "GRPC_SERVER_PORT": "0",
         }
         runtime = build_runtime(Settings.from_env(base | env), in_process=not ray)

@@ -21,7 +21,13 @@ Event = tuple[str, dict[str, Any]]
 
 
 def base_env(db: DatabaseURL, llm: FakeLLM) -> dict[str, str]:
-    return {"DATABASE_URL": db.to_url(), "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": llm.base_url}
+    # AUTO_TITLE=0: no title requests among the LLM requests tests count (tests turn it on to test it).
+    return {
+        "DATABASE_URL": db.to_url(),
+        "OPENAI_API_KEY": "k",
+        "OPENAI_BASE_URL": llm.base_url,
+        "AUTO_TITLE": "0",
+    }
 
 
 @asynccontextmanager

@@ -7,7 +7,8 @@ from typing import Any
 
 from google.protobuf.empty_pb2 import Empty
 
-from gateways.grpc import convert
+from gateways.branching import Branching
+from gateways.grpc import branches, convert
 from gateways.grpc.calls import translated
 from gateways.grpc.gen.chatservice.v1 import chat_service_pb2 as pb
 from gateways.service import ChatService
@@ -18,6 +19,34 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ChatService"].full_name
 class V1ChatService:
     def __init__(self, service: ChatService) -> None:
         self._service = service
+        self._branching = Branching(service, service.store)
+
+    @translated
+    async def Regenerate(self, request: pb.RegenerateRequest, context: Any) -> None:
+        turn = self._branching.regenerate(request.user_id, request.chat_id, branches.wanted(request))
+        await branches.stream(turn, context)
+
+    @translated
+    async def EditMessage(self, request: pb.EditMessageRequest, context: Any) -> None:
+        message_id = branches.wanted(request)
+        turn = self._branching.edit(request.user_id, request.chat_id, message_id, request.content)
+        await branches.stream(turn, context)
+
+    @translated
+    async def SwitchBranch(self, request: pb.SwitchBranchRequest, context: Any) -> pb.Chat:
+        record, window = await self._branching.switch(
+            request.user_id, request.chat_id, branches.wanted(request)
+        )
+        return convert.chat(record, window)
+
+    @translated
+    async def RenameChat(self, request: pb.RenameChatRequest, context: Any) -> pb.Chat:
+        record, window = await self._branching.rename(request.user_id, request.chat_id, request.title)
+        return convert.chat(record, window)
+
+    @translated
+    async def SearchChats(self, request: pb.SearchChatsRequest, context: Any) -> pb.SearchChatsResponse:
+        return await branches.search(self._branching, request)
 
     @translated
     async def SendMessage(self, request: pb.SendMessageRequest, context: Any) -> None:
@@ -48,14 +77,7 @@ class V1ChatService:
 
     @translated
     async def ListMessages(self, request: pb.ListMessagesRequest, context: Any) -> pb.ListMessagesResponse:
-        messages, token = await self._service.list_messages(
-            request.user_id,
-            request.chat_id,
-            include_erased=request.include_erased,
-            page_size=request.page_size,
-            page_token=request.page_token,
-        )
-        return pb.ListMessagesResponse(messages=[convert.message(m) for m in messages], next_page_token=token)
+        return await branches.list_messages(self._branching, request)
 
     @translated
     async def EndChat(self, request: pb.EndChatRequest, context: Any) -> pb.Chat:

@@ -20,6 +20,10 @@ ASSETS = {
     "state.js": "text/javascript",
     "turns.js": "text/javascript",
     "view.js": "text/javascript",
+    "controls.js": "text/javascript",
+    "branches.js": "text/javascript",
+    "chats.js": "text/javascript",
+    "copy.js": "text/javascript",
     "markdown.js": "text/javascript",
     "code.js": "text/javascript",
     "highlight.min.js": "text/javascript",  # vendored: web/VENDOR.md

@@ -6,14 +6,13 @@ call checks that the chat belongs to that user.
 
 from __future__ import annotations
 
-from contextlib import aclosing
 from functools import cache
 from importlib import resources
 
 from aiohttp import web
 
-from gateways.events import TurnDelta, TurnFinished, TurnStarted
-from gateways.http import shapes, sse
+from gateways.http import branches, shapes
+from gateways.http.answer import respond_turn
 from gateways.http.keys import SERVICE
 from gateways.http.middleware import read_json, text_field
 from gateways.http.responses import json_response
@@ -63,6 +62,8 @@ async def create_chat(request: web.Request) -> web.Response:
 @routes.get(CHATS)
 async def list_chats(request: web.Request) -> web.Response:
     q = request.query
+    if q.get("q", "").strip():
+        return await branches.search(request)
     chats, token = await _service(request).list_chats(
         request.match_info["user_id"], shapes.page_size(q.get("page_size")), q.get("page_token", "")
     )
@@ -89,16 +90,8 @@ async def delete_chat(request: web.Request) -> web.Response:
 
 @routes.get(CHAT + "/messages")
 async def list_messages(request: web.Request) -> web.Response:
-    q = request.query
-    user_id, chat_id = _ids(request)
-    messages, token = await _service(request).list_messages(
-        user_id,
-        chat_id,
-        include_erased=shapes.flag(q.get("include_erased"), "include_erased"),
-        page_size=shapes.page_size(q.get("page_size")),
-        page_token=q.get("page_token", ""),
-    )
-    return json_response({"messages": [shapes.message(m) for m in messages], "next_page_token": token})
+    """The messages of the active path, or of the path through `?leaf=`, each with its siblings."""
+    return await branches.list_path(request)
 
 
 @routes.post(CHAT + "/messages")
@@ -110,17 +103,6 @@ async def send_message(request: web.Request) -> web.StreamResponse:
         raise InvalidArgument(f'unknown field(s) {", ".join(unknown)}; send {{"content": "..."}}')
     content = text_field(body, "content") or ""
     user_id, chat_id = _ids(request)
-    turn = _service(request).turn(user_id, chat_id, content, create_missing=False)
-    async with aclosing(turn) as events:
-        first = await anext(events)
-        assert isinstance(first, TurnStarted)
-        if sse.wants_events(request):
-            return await sse.stream_turn(request, first, events)
-        parts: list[str] = []
-        async for event in events:
-            if isinstance(event, TurnDelta):
-                parts.append(event.text)
-            elif isinstance(event, TurnFinished):
-                answer = {**shapes.started(first), **shapes.finished(event), "content": "".join(parts)}
-                return json_response(answer)
-    raise AssertionError("a turn always ends with TurnFinished or an error")
+    return await respond_turn(
+        request, _service(request).turn(user_id, chat_id, content, create_missing=False)
+    )

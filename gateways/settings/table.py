@@ -205,6 +205,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "INFO",
     ),
     V("LOG_FORMAT", "text, or json (one JSON object a line)", choice("text", "json"), "text"),
+    V(
+        "AUTO_TITLE",
+        "1 = after a chat's first exchange the LLM is asked for a short title (0: its first words)",
+        flag,
+        True,
+    ),
     V("LOG_CONTENT", "1 = log user messages and answers at INFO (never logged otherwise)", flag, False),
     V(
         "METRICS_EXPORT_PORT",
@@ -220,7 +226,11 @@ ENV_VARS: tuple[EnvVar, ...] = (
         unset="the URL as requested",
     ),
     V("TWILIO_AUTH_TOKEN", "verifies X-Twilio-Signature; unset = no WhatsApp webhook", text),
-    V("TWILIO_ACCOUNT_SID", "sends answers that miss the reply budget via the REST API", text),
+    V(
+        "TWILIO_ACCOUNT_SID",
+        "fetches WhatsApp media; sends late answers and bursts via the REST API",
+        text,
+    ),
     V(
         "TWILIO_REPLY_BUDGET_SECONDS",
         "answer a webhook inline if the turn ends within this",
@@ -302,7 +312,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     V(
         "WHATSAPP_DEBOUNCE_MS",
-        "a sender's WhatsApp messages this close together are answered as one turn (0 = each alone)",
+        "a sender's WhatsApp messages this close together are one turn via REST (0 = each alone, inline)",
         number(int, 0, 60_000),
         1500,
     ),

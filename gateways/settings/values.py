@@ -40,6 +40,7 @@ class Settings:
     shutdown_grace_seconds: float
     log_format: str
     log_content: bool
+    auto_title: bool
     metrics_export_port: int | None
     public_url: str | None
     twilio_auth_token: str | None = field(repr=False)

@@ -85,7 +85,9 @@ def one_level(
     ((user, chat),) = chat_ids(f"prefix{evict_to}", 1)
     asyncio.run(seed_chats(DatabaseURL.parse(database), params, [(user, chat)], history))
     with FakeLLM() as llm:
-        serve = ServeProcess({**env, "OPENAI_BASE_URL": llm.base_url, "EVICT_TO": str(evict_to)})
+        serve = ServeProcess(
+            {**env, "OPENAI_BASE_URL": llm.base_url, "EVICT_TO": str(evict_to), "AUTO_TITLE": "0"}
+        )
         serve.start(timeout=240)
         try:
             for n in range(turns):

@@ -117,6 +117,7 @@ class Bench:
             "DATABASE_URL": self.cfg.database_url,
             "OPENAI_API_KEY": "bench",
             "OPENAI_BASE_URL": self.llm.base_url,
+            "AUTO_TITLE": "0",
             "RAY_ADDRESS": self.head.address,
             "CHAT_IDLE_SECONDS": str(idle_seconds),
             # Every chat of the pool stays live, and the load is not a user's to rate-limit.

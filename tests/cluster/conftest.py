@@ -30,4 +30,5 @@ def gateway_env(cluster: RayCluster, mysql_url: DatabaseURL, fake_llm: FakeLLM) 
         "DATABASE_URL": mysql_url.to_url(),
         "OPENAI_API_KEY": "sk-test",
         "OPENAI_BASE_URL": fake_llm.base_url,
+        "AUTO_TITLE": "0",
     }

@@ -21,7 +21,12 @@ PT = "A cidade de São Paulo é a maior do Brasil, com milhões de habitantes e 
 
 
 def environment(db: DatabaseURL, llm: FakeLLM, ray: str, **extra: str) -> dict[str, str]:
-    base = {"DATABASE_URL": db.to_url(), "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": llm.base_url}
+    base = {
+        "DATABASE_URL": db.to_url(),
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": llm.base_url,
+        "AUTO_TITLE": "0",
+    }
     return base | {"RAY_ADDRESS": ray, "MODEL": "toy"} | extra
 
 

@@ -46,6 +46,7 @@ def test_serve_over_grpc(
         "DATABASE_URL": mysql_url.to_url(),
         "OPENAI_API_KEY": "sk-test",
         "OPENAI_BASE_URL": fake_llm.base_url,
+        "AUTO_TITLE": "0",
         "RAY_ADDRESS": ray_session,
         "AUTH_TOKEN": "tok",
         "GRPC_GRACE_SECONDS": "30",

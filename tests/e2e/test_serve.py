@@ -35,6 +35,7 @@ def test_serve_on_mariadb_with_an_openai_compatible_llm(
         "DATABASE_URL": mysql_url.to_url(),
         "OPENAI_API_KEY": "sk-test",
         "OPENAI_BASE_URL": fake_llm.base_url,
+        "AUTO_TITLE": "0",
         "RAY_ADDRESS": ray_session,
         "AUTH_TOKEN": "tok",
         "MODEL": "gpt-4o-mini",

@@ -69,6 +69,7 @@ def test_v1_sse_a_hang_up_and_whatsapp_on_the_served_process(
             "DATABASE_URL": mysql_url.to_url(),
             "OPENAI_API_KEY": "sk-test",
             "OPENAI_BASE_URL": fake_llm.base_url,
+            "AUTO_TITLE": "0",
             "RAY_ADDRESS": ray_session,
             "AUTH_TOKEN": TOKEN,
             "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,

@@ -52,6 +52,7 @@ def test_served_turns_follow_the_active_path_of_the_tree(
         "DATABASE_URL": mysql_url.to_url(),
         "OPENAI_API_KEY": "sk-test",
         "OPENAI_BASE_URL": fake_llm.base_url,
+        "AUTO_TITLE": "0",
         "RAY_ADDRESS": ray_session,
         "AUTH_TOKEN": "tok",
         "MODEL": "gpt-4o-mini",

@@ -28,6 +28,7 @@ def env(ray_session: str, mysql_url: DatabaseURL, fake_llm: FakeLLM, grace: str)
         "DATABASE_URL": mysql_url.to_url(),
         "OPENAI_API_KEY": "sk-test",
         "OPENAI_BASE_URL": fake_llm.base_url,
+        "AUTO_TITLE": "0",
         "RAY_ADDRESS": ray_session,
         "SHUTDOWN_GRACE_SECONDS": grace,
     }

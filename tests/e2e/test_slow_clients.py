@@ -32,6 +32,7 @@ def capped(ray_session: str, mysql_url: DatabaseURL, llm_server: FakeLLM) -> Ite
         "DATABASE_URL": mysql_url.to_url(),
         "OPENAI_API_KEY": "sk-slow",
         "OPENAI_BASE_URL": llm_server.base_url,
+        "AUTO_TITLE": "0",
         "RAY_ADDRESS": ray_session,
         "RAY_NAMESPACE": f"slow-{uuid.uuid4().hex[:8]}",
         "MAX_CONNECTIONS": "40",

@@ -42,6 +42,7 @@ def serve_env(ray_address: str, db: DatabaseURL, llm: FakeLLM, **extra: str) -> 
         "DATABASE_URL": db.to_url(),
         "OPENAI_API_KEY": "sk-turns",
         "OPENAI_BASE_URL": llm.base_url,
+        "AUTO_TITLE": "0",
         "AUTH_TOKEN": TOKEN,
         "CHAT_TURNS_PER_MINUTE": "0",
         "USER_TURNS_PER_MINUTE": "0",

@@ -25,6 +25,7 @@ def serve(ray_session: str, mysql_url: DatabaseURL, llm_server: FakeLLM) -> Iter
         "DATABASE_URL": mysql_url.to_url(),
         "OPENAI_API_KEY": "sk-test",
         "OPENAI_BASE_URL": llm_server.base_url,
+        "AUTO_TITLE": "0",
         "RAY_ADDRESS": ray_session,
         "AUTH_TOKEN": TOKEN,
     }

@@ -54,6 +54,7 @@ def serve_env(ray_address: str, db: PrivateMariaDB, llm: FakeLLM, **extra: str) 
         "DATABASE_URL": db.url.to_url(),
         "OPENAI_API_KEY": "sk-faults",
         "OPENAI_BASE_URL": llm.base_url,
+        "AUTO_TITLE": "0",
         "AUTH_TOKEN": TOKEN,
         "CHAT_TURNS_PER_MINUTE": "0",
         "USER_TURNS_PER_MINUTE": "0",

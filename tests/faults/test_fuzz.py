@@ -149,6 +149,7 @@ def fuzz(
         "DATABASE_URL": mysql_url.to_url(),
         "OPENAI_API_KEY": "sk-fuzz",
         "OPENAI_BASE_URL": llm_server.base_url,
+        "AUTO_TITLE": "0",
         "RAY_ADDRESS": ray_session,
         "RAY_NAMESPACE": f"fuzz-{world.run}",
         "AUTH_TOKEN": TOKEN,

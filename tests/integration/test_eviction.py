@@ -22,6 +22,7 @@ async def prompts_of_a_long_chat(
         "DATABASE_URL": db_url.to_url(),
         "OPENAI_API_KEY": "k",
         "OPENAI_BASE_URL": fake_llm.base_url,
+        "AUTO_TITLE": "0",
         "MODEL_MAX_TOKENS": "400",
         "MAX_TOKENS": "100",
         "EVICT_TO": evict_to,

@@ -27,6 +27,7 @@ async def make_client(db_url: DatabaseURL, fake_llm: FakeLLM) -> AsyncIterator[M
             "DATABASE_URL": db_url.to_url(),
             "OPENAI_API_KEY": "k",
             "OPENAI_BASE_URL": fake_llm.base_url,
+            "AUTO_TITLE": "0",
         }
         runtime = build_runtime(Settings.from_env(base | env), in_process=True)
         from gateways.http import create_app

@@ -101,6 +101,7 @@ async def test_every_route_is_documented_and_every_documented_route_exists(make_
         if route.method != "HEAD" and route.resource is not None
     }
     served.discard(("post", "/twilio/whatsapp"))  # Twilio's form protocol, documented in the README
+    served.discard(("post", "/twilio/whatsapp/status"))  # its status callbacks, likewise
     documented = {
         (method, path) for path, item in DOC["paths"].items() for method in item if method != "parameters"
     }
@@ -167,3 +168,31 @@ async def test_real_responses_conform_to_the_document(make_client: MakeClient, f
         assert (await c.call("GET", path))[0].status == 200
     statuses = {status for _, _, status in c.checked}
     assert {200, 201, 204, 400, 403, 404, 409, 413, 429, 503} <= statuses
+
+
+async def test_branch_responses_conform_to_the_document(make_client: MakeClient) -> None:
+    client = await make_client(AUTH_TOKEN="tok")
+    c = Conformance(client)
+    chats = f"/v1/users/u-{uuid.uuid4().hex[:8]}/chats"
+    _, raw = await c.call("POST", chats, json_body={})
+    chat = f"{chats}/{json.loads(raw)['chat_id']}"
+    await c.call("POST", f"{chat}/messages", json_body={"content": "Olá quokka"})
+    assert (await c.call("POST", f"{chat}/messages/3/regenerate", json_body={}))[0].status == 200
+    _, raw = await c.call(
+        "POST",
+        f"{chat}/messages/2/edit",
+        json_body={"content": "Oi"},
+        headers={"Accept": "text/event-stream"},
+    )
+    assert [n for n, _ in parse_events(raw)][-1] == "end"
+    assert (await c.call("PUT", f"{chat}/leaf", json_body={"message_id": 2}))[0].status == 200
+    assert (await c.call("PATCH", chat, json_body={"title": "Quokkas"}))[0].status == 200
+    _, raw = await c.call("GET", f"{chat}/messages?leaf=5")
+    assert [m["siblings"]["count"] for m in json.loads(raw)["messages"]] == [1, 2, 1]
+    _, raw = await c.call("GET", f"{chats}?q=quokka&page_size=1")
+    assert "snippet" in json.loads(raw)["chats"][0]
+    assert (await c.call("GET", f"{chats}?q=quokkas"))[0].status == 200
+    assert (await c.call("POST", f"{chat}/messages/2/regenerate", json_body={}))[0].status == 400
+    assert (await c.call("POST", f"{chat}/messages/99/edit", json_body={"content": "x"}))[0].status == 404
+    assert (await c.call("PUT", f"{chat}/leaf", json_body={"message_id": 0}, valid=False))[0].status == 404
+    assert (await c.call("PATCH", chat, json_body={"title": ""}, valid=False))[0].status == 400

@@ -21,7 +21,12 @@ from tests.llm_server import FakeLLM
 
 @pytest.fixture
 async def runtime(db_url: DatabaseURL, fake_llm: FakeLLM) -> AsyncIterator[Runtime]:
-    env = {"DATABASE_URL": db_url.to_url(), "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": fake_llm.base_url}
+    env = {
+        "DATABASE_URL": db_url.to_url(),
+        "OPENAI_API_KEY": "k",
+        "OPENAI_BASE_URL": fake_llm.base_url,
+        "AUTO_TITLE": "0",
+    }
     runtime = build_runtime(
         Settings.from_env(env | {"MODEL_MAX_TOKENS": "400", "MAX_TOKENS": "100"}), in_process=True
     )
@@ -134,7 +139,12 @@ async def test_messages_list_in_order_with_or_without_erased(service: ChatServic
 async def test_a_user_over_their_turns_per_minute_is_told_to_wait(
     db_url: DatabaseURL, fake_llm: FakeLLM, user: str
 ) -> None:
-    env = {"DATABASE_URL": db_url.to_url(), "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": fake_llm.base_url}
+    env = {
+        "DATABASE_URL": db_url.to_url(),
+        "OPENAI_API_KEY": "k",
+        "OPENAI_BASE_URL": fake_llm.base_url,
+        "AUTO_TITLE": "0",
+    }
     runtime = build_runtime(Settings.from_env(env | {"USER_TURNS_PER_MINUTE": "2"}), in_process=True)
     try:
         service = runtime.service

@@ -51,7 +51,12 @@ async def make_client(db_url: DatabaseURL, fake_llm: FakeLLM) -> AsyncIterator[M
 
 @asynccontextmanager
 async def service_with(db_url: DatabaseURL, fake_llm: FakeLLM, **env: str) -> AsyncIterator[ChatService]:
-    base = {"DATABASE_URL": db_url.to_url(), "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": fake_llm.base_url}
+    base = {
+        "DATABASE_URL": db_url.to_url(),
+        "OPENAI_API_KEY": "k",
+        "OPENAI_BASE_URL": fake_llm.base_url,
+        "AUTO_TITLE": "0",
+    }
     runtime = build_runtime(Settings.from_env(base | env), in_process=True)
     try:
         yield runtime.service

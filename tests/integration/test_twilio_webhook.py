@@ -36,6 +36,7 @@ AUTH = "twilio-auth-token-0123456789abcdef"
 SID = "AC" + "0" * 32
 PUBLIC = "https://chat.example.com"
 WEBHOOK = PUBLIC + "/twilio/whatsapp"
+STATUS = PUBLIC + "/twilio/whatsapp/status"  # where answers sent through the REST API report back
 OUR_NUMBER = "whatsapp:+14155238886"
 KEY = id_key(None, AUTH)  # WHATSAPP_ID_KEY unset: derived from the auth token
 Client = TestClient  # type: ignore[type-arg]
@@ -59,6 +60,7 @@ async def make_client(
                 "TWILIO_ACCOUNT_SID": SID,
                 "PUBLIC_URL": PUBLIC,
                 "TWILIO_API_BASE_URL": twilio_api.base_url,
+                "WHATSAPP_DEBOUNCE_MS": "0",  # each message its own turn: bursts are tested apart
             }
             return await make(**(twilio | env))
 
@@ -231,7 +233,9 @@ async def test_a_slow_answer_is_acknowledged_then_sent_in_order_through_the_rest
     assert await asyncio.to_thread(twilio_api.wait_for, lambda: len(twilio_api.sent) >= 2, 60)
     expected = [one, f"{two}\n\n{three}"]
     assert split_message(answer) == expected
-    assert twilio_api.sent == [Sent(SID, (SID, AUTH), sender, OUR_NUMBER, part) for part in expected]
+    assert twilio_api.sent == [
+        Sent(SID, (SID, AUTH), sender, OUR_NUMBER, part, status_callback=STATUS) for part in expected
+    ]
     [chat] = await chats_of(db_url, sender)
     assert (await messages_of(db_url, chat.id))[-1].content == answer
 
@@ -253,10 +257,10 @@ async def test_an_inline_answer_over_1600_is_split_into_ordered_messages(
     assert all(units(p) <= 1600 for p in parts)
 
 
-async def test_media_gets_a_polite_text_only_reply(
+async def test_media_gets_a_polite_text_only_reply_without_the_account(
     make_client: MakeClient, sender: str, db_url: DatabaseURL, fake_llm: FakeLLM
 ) -> None:
-    client = await make_client()
+    client = await make_client(TWILIO_ACCOUNT_SID="")  # media cannot be fetched without it
     form = delivery(
         sender, "", NumMedia="1", MediaUrl0="https://api.twilio.com/media/1", MediaContentType0="image/jpeg"
     )
@@ -453,7 +457,9 @@ async def test_when_twilio_hangs_up_before_the_answer_it_is_sent_through_the_res
     with pytest.raises(TimeoutError):
         await client.post("/twilio/whatsapp", data=form, headers=sign(form), timeout=ClientTimeout(total=0.5))
     assert await asyncio.to_thread(twilio_api.wait_for, lambda: len(twilio_api.sent) == 1, 60)
-    assert twilio_api.sent == [Sent(SID, (SID, AUTH), sender, OUR_NUMBER, "Echo: ainda aí?")]
+    assert twilio_api.sent == [
+        Sent(SID, (SID, AUTH), sender, OUR_NUMBER, "Echo: ainda aí?", status_callback=STATUS)
+    ]
     assert replies((await post(client, form))[1]) == []  # and its retry is ignored
 
 

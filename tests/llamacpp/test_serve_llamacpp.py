@@ -210,6 +210,7 @@ def serve_env(recorder: Recorder, llama: LlamaServer, ray: str, db: Path, tokeni
         "RAY_ADDRESS": ray,
         "CHAT_TURNS_PER_MINUTE": "0",
         "USER_TURNS_PER_MINUTE": "0",
+        "AUTO_TITLE": "0",  # the recorder compares every prompt with a turn's window
     }
 
 

@@ -57,10 +57,21 @@ export class Api {
     return response.status === 204 ? null : response.json();
   }
 
-  listChats(pageToken = "") {
+  // `text`: a search over titles and contents (hits may carry a "snippet").
+  listChats(pageToken = "", text = "", signal = undefined) {
     const q = new URLSearchParams({ page_size: "50" });
     if (pageToken) q.set("page_token", pageToken);
-    return this.json("GET", `?${q}`);
+    if (text) q.set("q", text);
+    return this.json("GET", `?${q}`, undefined, signal);
+  }
+
+  rename(chatId, title) {
+    return this.json("PATCH", `/${encodeURIComponent(chatId)}`, { title });
+  }
+
+  // The active path now runs through `messageId`; answers the chat.
+  setLeaf(chatId, messageId) {
+    return this.json("PUT", `/${encodeURIComponent(chatId)}/leaf`, { message_id: messageId });
   }
 
   createChat(settings, signal) {
@@ -75,7 +86,7 @@ export class Api {
     return this.json("DELETE", `/${encodeURIComponent(chatId)}`);
   }
 
-  // Every message of the chat in order, the ones evicted from the window included.
+  // Every message of the chat's active path in order, the ones evicted from the window included.
   async messages(chatId) {
     const all = [];
     let token = "";
@@ -91,11 +102,25 @@ export class Api {
 
   // One turn: yields {event, data} for start, delta..., then end or error. Aborting `signal`
   // closes the connection, which stops the LLM on the server and keeps the partial answer.
-  async *send(chatId, content, signal) {
-    const response = await request(this.chatsUrl(`/${encodeURIComponent(chatId)}/messages`), {
+  send(chatId, content, signal) {
+    return this.stream(`/${encodeURIComponent(chatId)}/messages`, { content }, signal);
+  }
+
+  // A new answer beside answer `messageId`, streamed like a turn.
+  regenerate(chatId, messageId, signal) {
+    return this.stream(`/${encodeURIComponent(chatId)}/messages/${messageId}/regenerate`, {}, signal);
+  }
+
+  // A new user message beside user message `messageId`, then its turn.
+  edit(chatId, messageId, content, signal) {
+    return this.stream(`/${encodeURIComponent(chatId)}/messages/${messageId}/edit`, { content }, signal);
+  }
+
+  async *stream(path, body, signal) {
+    const response = await request(this.chatsUrl(path), {
       method: "POST",
       headers: this.headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
-      body: JSON.stringify({ content }),
+      body: JSON.stringify(body),
       signal,
     });
     yield* readEvents(response.body);

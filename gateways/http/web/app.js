@@ -5,6 +5,8 @@ import {
   $, KEYS, banner, failed, fitPlaceholder, openId, render, renderSidebar, runningHere, scrollToEnd, showSignIn,
   state,
 } from "./state.js";
+import { wireBranches } from "./branches.js";
+import { moreResults, wireChats } from "./chats.js";
 import { resizeInput, send, stop } from "./turns.js";
 
 function signInMessage(err) {
@@ -64,7 +66,7 @@ function drawer(open) {
 }
 
 async function deleteChat(chatId) {
-  const chat = state.chats.find((c) => c.chat_id === chatId);
+  const chat = [...state.chats, ...state.search.chats].find((c) => c.chat_id === chatId);
   const dialog = $("confirm-delete");
   $("delete-title").textContent = chat?.title || "New chat";
   dialog.returnValue = "";
@@ -78,6 +80,7 @@ async function deleteChat(chatId) {
     if (err.status !== 404) return failed(err);
   }
   state.chats = state.chats.filter((c) => c.chat_id !== chatId);
+  state.search.chats = state.search.chats.filter((c) => c.chat_id !== chatId);
   if (chatId === openId()) location.hash = "";
   renderSidebar();
 }
@@ -94,6 +97,7 @@ async function route() {
 
 function newChat() {
   state.opening += 1;
+  state.editing = null;
   state.chat = null;
   state.messages = [];
   render();
@@ -102,6 +106,7 @@ function newChat() {
 
 async function openChat(chatId) {
   const ticket = ++state.opening;
+  state.editing = null;
   try {
     const [chat, messages] = await Promise.all([state.api.getChat(chatId), state.api.messages(chatId)]);
     if (ticket !== state.opening) return;
@@ -134,7 +139,7 @@ function wire() {
     if (location.hash) location.hash = "";
     else route();
   });
-  $("more-chats").addEventListener("click", moreChats);
+  $("more-chats").addEventListener("click", () => (state.search.text ? moreResults() : moreChats()));
   $("chat-list").addEventListener("click", (e) => {
     const button = e.target.closest("button.delete");
     if (button) deleteChat(button.dataset.chatId);
@@ -159,6 +164,8 @@ function wire() {
   $("input").addEventListener("input", resizeInput);
   new ResizeObserver(fitPlaceholder).observe($("input")); // a rotated phone, a resized window
   $("stop").addEventListener("click", stop);
+  wireChats();
+  wireBranches();
   // Following a chat link, setting location.hash and Back/Forward all fire popstate.
   window.addEventListener("popstate", () => state.api && route());
 }

@@ -2,6 +2,7 @@
 // highlight.js (vendored: VENDOR.md) only parses: its HTML string is never used. The elements are
 // built from the token tree it returns, so the Trusted Types policy ('none') still holds.
 
+import { copyButton } from "./copy.js";
 import hljs from "./highlight.min.js";
 
 const LARGEST = 100_000; // characters of code coloured; a larger block stays plain
@@ -13,7 +14,7 @@ export function decorateCode(root) {
   for (const code of root.querySelectorAll("pre > code")) {
     const pre = code.parentElement;
     if (pre.dataset.lang) colour(code, pre.dataset.lang.toLowerCase());
-    pre.append(copyButton(code));
+    pre.append(copyButton("Copy the code", () => code.textContent, () => code));
   }
   return root;
 }
@@ -61,32 +62,4 @@ function scopeClass(scope) {
   if (scope.startsWith("language:")) return scope.replace("language:", "language-");
   const [first, ...rest] = scope.split(".");
   return [`hljs-${first}`, ...rest.map((part, i) => `${part}${"_".repeat(i + 1)}`)].join(" ");
-}
-
-// Its label is drawn by CSS, so selecting and copying a whole answer does not pick up "Copy".
-function copyButton(code) {
-  const button = document.createElement("button");
-  button.type = "button";
-  button.className = "copy";
-  button.setAttribute("aria-label", "Copy the code");
-  button.addEventListener("click", () => copy(code, button));
-  return button;
-}
-
-async function copy(code, button) {
-  let done = false;
-  try {
-    await navigator.clipboard.writeText(code.textContent);
-    done = true;
-  } catch {
-    // No clipboard API on a plain-http address other than localhost: select it for Ctrl+C instead.
-    getSelection().selectAllChildren(code);
-    done = document.execCommand("copy");
-  }
-  button.classList.add(done ? "copied" : "selected");
-  button.setAttribute("aria-label", done ? "Copied" : "Selected: press Ctrl+C to copy");
-  setTimeout(() => {
-    button.classList.remove("copied", "selected");
-    button.setAttribute("aria-label", "Copy the code");
-  }, 2000);
 }

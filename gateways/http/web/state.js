@@ -14,6 +14,9 @@ export const state = {
   turns: new Map(), // chat_id -> the turn this page is running on it
   opening: 0, // the latest chat load; older ones are dropped
   creating: false, // a chat is being created for the first message
+  editing: null, // {messageId, draft}: the message of yours being edited in place
+  renaming: null, // {chatId, draft}: the chat being renamed in place
+  search: { text: "", chats: [], nextPage: "", ticket: 0 }, // the chat list while a search is typed
 };
 
 export const openId = () => state.chat?.chat_id ?? null;
@@ -42,8 +45,23 @@ export function failed(err) {
 }
 
 export function renderSidebar() {
-  $("chat-list").replaceChildren(...state.chats.map((c) => chatItem(c, c.chat_id === openId())));
-  $("more-chats").hidden = !state.nextPage;
+  const { text, chats, nextPage } = state.search;
+  const list = $("chat-list");
+  const focused = document.activeElement?.closest?.(".rename-input") !== null;
+  const draft = (c) => (state.renaming?.chatId === c.chat_id ? state.renaming.draft : null);
+  const shown = text ? chats : state.chats;
+  list.replaceChildren(...shown.map((c) => chatItem(c, c.chat_id === openId(), draft(c), text)));
+  list.setAttribute("aria-label", text ? `Chats matching “${text}”` : "Chats");
+  $("search-none").hidden = !text || chats.length > 0;
+  $("more-chats").hidden = !(text ? nextPage : state.nextPage);
+  if (focused) refocus(list.querySelector(".rename-input")); // a redraw keeps the rename going
+}
+
+// Focus an input that replaced the one being typed in, the caret at its end.
+export function refocus(input) {
+  if (!input) return;
+  input.focus();
+  input.setSelectionRange(input.value.length, input.value.length);
 }
 
 export function render() {
@@ -53,7 +71,9 @@ export function render() {
   $("chat-title").textContent = chat?.title || "New chat";
   document.title = `${chat?.title || "New chat"} · chatservice`;
   $("settings").hidden = chat !== null;
-  renderMessages($("messages"), state.messages, turn);
+  const editingFocused = document.activeElement?.classList.contains("edit-input");
+  renderMessages($("messages"), state.messages, turn, state.editing);
+  if (editingFocused) refocus($("messages").querySelector(".edit-input"));
   renderMeter($("meter"), chat?.window, chat?.params.max_tokens ?? 0);
   $("input").disabled = turn !== null || ended;
   fitPlaceholder();

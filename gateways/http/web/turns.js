@@ -1,4 +1,5 @@
-// A turn from the page: create the chat on its first message, stream the answer, Stop.
+// A turn from the page: create the chat on its first message, stream the answer, Stop; a
+// regenerate or an edit runs the same way (`turn.kind`).
 
 import { chatHash, paintAnswer, renderMeter } from "./view.js";
 import {
@@ -8,7 +9,7 @@ import {
 const STORED_POLLS = 40; // × 250 ms: how long a stopped answer may take to be stored
 
 // The open chat's messages and window as stored; until `settled(messages)` holds, if given.
-async function refresh(chatId, settled = () => true) {
+export async function refresh(chatId, settled = () => true) {
   for (let attempt = 0; ; attempt += 1) {
     const [chat, messages] = await Promise.all([state.api.getChat(chatId), state.api.messages(chatId)]);
     const listed = state.chats.find((c) => c.chat_id === chatId);
@@ -42,14 +43,27 @@ export async function send() {
   banner("");
   input.value = "";
   resizeInput();
-  const turn = startTurn(openId(), content);
+  const first = state.messages.every((m) => m.role === "system");
+  const turn = startTurn(openId(), content, { first });
   if (turn.chatId === null && !(await createChat(turn))) return;
   await runTurn(turn);
 }
 
-function startTurn(chatId, content) {
+// `options`: {kind: "send" | "regenerate" | "edit", target: the message regenerated or edited,
+// first: the chat's first exchange}. The path shown ends before the target until the turn ends.
+export function startTurn(chatId, content, options = {}) {
   const api = state.api;
-  const turn = { api, chatId, content, text: "", controller: new AbortController(), stopped: false, started: null };
+  const { kind = "send", target = null, first = false } = options;
+  const newest = Math.max(0, ...state.messages.map((m) => m.message_id));
+  const turn = {
+    ...{ api, chatId, content, kind, target, first, newest },
+    ...{ text: "", controller: new AbortController(), stopped: false, started: null },
+  };
+  if (target !== null) {
+    const at = state.messages.findIndex((m) => m.message_id === target);
+    if (at >= 0) state.messages = state.messages.slice(0, at);
+  }
+  state.editing = null;
   state.turns.set(chatId, turn);
   const hadFocus = document.activeElement === $("input");
   render();
@@ -91,11 +105,19 @@ function setWindow(chatId, window) {
   renderMeter($("meter"), state.chat?.window, state.chat?.params.max_tokens ?? 0);
 }
 
-async function runTurn(turn) {
-  const { api, chatId, content } = turn;
+function events(turn) {
+  const { api, chatId, content, kind, target } = turn;
+  const signal = turn.controller.signal;
+  if (kind === "regenerate") return api.regenerate(chatId, target, signal);
+  if (kind === "edit") return api.edit(chatId, target, content, signal);
+  return api.send(chatId, content, signal);
+}
+
+export async function runTurn(turn) {
+  const { chatId, content } = turn;
   let painting = 0;
   try {
-    for await (const { event, data } of api.send(chatId, content, turn.controller.signal)) {
+    for await (const { event, data } of events(turn)) {
       if (event === "start") {
         turn.started = data;
         setWindow(chatId, data.window);
@@ -115,7 +137,9 @@ async function runTurn(turn) {
     }
   } catch (err) {
     if (err.name !== "AbortError") {
-      if (!turn.started && !$("input").value && chatId === openId()) $("input").value = content;
+      const unsent = !turn.started && chatId === openId();
+      if (unsent && turn.kind === "send" && !$("input").value) $("input").value = content;
+      if (unsent && turn.kind === "edit") state.editing = { messageId: turn.target, draft: content };
       failed(err);
     }
   } finally {
@@ -131,7 +155,7 @@ async function finishTurn(turn) {
   if (turn.api !== state.api) return; // signed out meanwhile
   if (started && chatId === openId()) {
     const user = { message_id: started.user_message_id, role: "user", content: turn.content, erased: false };
-    state.messages.push(user);
+    if (turn.kind !== "regenerate") state.messages.push(user);
     if (turn.text) {
       const status = turn.stopped ? "interrupted" : "complete";
       state.messages.push({ message_id: -1, role: "assistant", content: turn.text, status, erased: false });
@@ -139,8 +163,10 @@ async function finishTurn(turn) {
   }
   renderKeepingEnd();
   if (chatId === openId() && [document.body, $("stop")].includes(document.activeElement)) $("input").focus();
+  // Ids grow over the whole tree: the new answer's is above every id shown before the turn.
+  const newer = Math.max(turn.newest, started?.user_message_id ?? 0);
   const stored = (messages) =>
-    !started || !turn.text || messages.some((m) => m.role === "assistant" && m.message_id > started.user_message_id);
+    !started || !turn.text || messages.some((m) => m.role === "assistant" && m.message_id > newer);
   try {
     await refresh(chatId, stored);
   } catch (err) {
@@ -148,7 +174,34 @@ async function finishTurn(turn) {
   }
   if (chatId === openId() && !runningHere()) renderKeepingEnd();
   else renderSidebar();
+  if (turn.first && started) await awaitTitle(chatId);
 }
+
+const TITLE_POLLS = 8; // × 750 ms: how long the title asked of the LLM after a first exchange may take
+
+// The chat's title is set after its first exchange: show it when it comes.
+async function awaitTitle(chatId) {
+  const listed = () => state.chats.find((c) => c.chat_id === chatId);
+  const before = listed()?.title ?? "";
+  for (let attempt = 0; attempt < TITLE_POLLS; attempt += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 750));
+    if (turnApiGone(chatId)) return;
+    let chat;
+    try {
+      chat = await state.api.getChat(chatId);
+    } catch {
+      return; // deleted, signed out: nothing to title
+    }
+    if (chat.title === before) continue;
+    if (listed()) listed().title = chat.title;
+    if (chatId === openId()) state.chat.title = chat.title;
+    if (chatId === openId() && !runningHere()) render();
+    else renderSidebar();
+    return;
+  }
+}
+
+const turnApiGone = (chatId) => !state.api || !state.chats.some((c) => c.chat_id === chatId);
 
 // A reader at the end stays there: the "Stopped" mark or a longer stored answer stays in view.
 function renderKeepingEnd() {

@@ -2,6 +2,7 @@
 // the token meter and the chat list. Text is only ever set as text; answers go through Markdown.
 
 import { decorateCode } from "./code.js";
+import { messageControls, messageEditor } from "./controls.js";
 import { renderMarkdown } from "./markdown.js";
 
 const ROLES = { user: "You", assistant: "Assistant", system: "System prompt" };
@@ -25,14 +26,19 @@ function body(role, content) {
   return node;
 }
 
-function messageItem(m) {
+// `view`: {busy, editing} — a turn runs on the chat; the edit open ({messageId, draft}) or null.
+function messageItem(m, view = { busy: true, editing: null }) {
   const li = el("li", `msg ${m.role}`);
   li.dataset.messageId = m.message_id;
-  li.append(el("div", "role", ROLES[m.role] ?? m.role), body(m.role, m.content));
+  li.append(el("div", "role", ROLES[m.role] ?? m.role));
+  const editing = view.editing?.messageId === m.message_id && !m.erased;
+  const content = editing ? messageEditor(m.message_id, view.editing.draft) : body(m.role, m.content);
+  li.append(content);
   if (m.status === "interrupted") {
     li.classList.add("stopped");
     li.append(el("div", "note", "Stopped: the answer was cut off here."));
   }
+  if (m.role !== "system" && !editing) li.append(messageControls(m, content, view.busy || m.erased));
   return li;
 }
 
@@ -52,7 +58,8 @@ function foldItem(messages, open) {
   return li;
 }
 
-// The running turn: the user's message and the answer so far (a typing indicator before it starts).
+// The running turn: the user's message (none for a regenerate) and the answer so far (a typing
+// indicator before it starts).
 function turnItems(turn) {
   const user = el("li", "msg user pending");
   user.append(el("div", "role", ROLES.user), body("user", turn.content));
@@ -60,7 +67,7 @@ function turnItems(turn) {
   answer.setAttribute("aria-busy", "true");
   answer.append(el("div", "role", ROLES.assistant), el("div", "body md"));
   paintAnswer(answer, turn.text);
-  return [user, answer];
+  return turn.kind === "regenerate" ? [answer] : [user, answer];
 }
 
 export function paintAnswer(item, text) {
@@ -69,7 +76,7 @@ export function paintAnswer(item, text) {
   else target.replaceChildren(el("span", "typing", "Thinking…"));
 }
 
-export function renderMessages(list, messages, turn) {
+export function renderMessages(list, messages, turn, editing = null) {
   const open = new Set([...list.querySelectorAll(".fold details[open]")].map((d) => d.parentElement.dataset.first));
   const items = [];
   let fold = null;
@@ -83,7 +90,9 @@ export function renderMessages(list, messages, turn) {
     }
   }
   list.replaceChildren(
-    ...items.map((x) => (Array.isArray(x) ? foldItem(x, open.has(String(x[0].message_id))) : messageItem(x))),
+    ...items.map((x) =>
+      Array.isArray(x) ? foldItem(x, open.has(String(x[0].message_id))) : messageItem(x, { busy: !!turn, editing }),
+    ),
   );
   if (turn) list.append(...turnItems(turn));
 }
@@ -106,17 +115,46 @@ export function renderMeter(meter, window, reserve) {
   meter.classList.toggle("full", (tokens + reserve) / context > 0.85);
 }
 
-export function chatItem(chat, active) {
+// `renaming`: the draft title while this chat is renamed in place, else null.
+// `query`: the search that found it (its snippet, if any, shows with the words found marked).
+export function chatItem(chat, active, renaming = null, query = "") {
   const title = chat.title || "New chat";
   const li = el("li", active ? "chat-item active" : "chat-item");
-  const link = el("a", "", title);
+  li.dataset.chatId = chat.chat_id;
+  if (renaming !== null) {
+    const input = el("input", "rename-input");
+    input.value = renaming;
+    input.maxLength = 200;
+    input.dataset.chatId = chat.chat_id;
+    input.setAttribute("aria-label", `Rename chat: ${title} (Enter saves, Escape cancels)`);
+    li.append(input);
+    return li;
+  }
+  const link = el("a", "");
+  link.append(el("span", "chat-name", title));
+  if (chat.snippet) link.append(snippet(chat.snippet, query));
   link.href = chatHash(chat.chat_id);
   link.title = title;
   if (active) link.setAttribute("aria-current", "page");
-  const remove = el("button", "icon delete", "×");
-  remove.type = "button";
-  remove.dataset.chatId = chat.chat_id;
-  remove.setAttribute("aria-label", `Delete chat: ${title}`);
-  li.append(link, remove);
+  li.append(link, chatButton("rename", "✎", `Rename chat: ${title}`, chat), chatButton("delete", "×", `Delete chat: ${title}`, chat));
   return li;
+}
+
+function chatButton(action, symbol, label, chat) {
+  const button = el("button", `icon ${action}`, symbol);
+  button.type = "button";
+  button.dataset.chatId = chat.chat_id;
+  button.setAttribute("aria-label", label);
+  button.title = label;
+  return button;
+}
+
+// The snippet as text, the query's words in it marked.
+function snippet(text, query) {
+  const node = el("span", "snippet");
+  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+  const escaped = words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  const parts = escaped.length ? text.split(new RegExp(`(${escaped.join("|")})`, "gi")) : [text];
+  parts.forEach((part, i) => node.append(i % 2 ? el("mark", "", part) : part));
+  return node;
 }

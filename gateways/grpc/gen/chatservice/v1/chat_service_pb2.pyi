@@ -218,18 +218,20 @@ class ListChatsResponse(_message.Message):
     def __init__(self, chats: _Optional[_Iterable[_Union[Chat, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ListMessagesRequest(_message.Message):
-    __slots__ = ("user_id", "chat_id", "include_erased", "page_size", "page_token")
+    __slots__ = ("user_id", "chat_id", "include_erased", "page_size", "page_token", "leaf_id")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CHAT_ID_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_ERASED_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    LEAF_ID_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     chat_id: str
     include_erased: bool
     page_size: int
     page_token: str
-    def __init__(self, user_id: _Optional[str] = ..., chat_id: _Optional[str] = ..., include_erased: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    leaf_id: int
+    def __init__(self, user_id: _Optional[str] = ..., chat_id: _Optional[str] = ..., include_erased: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., leaf_id: _Optional[int] = ...) -> None: ...
 
 class ListMessagesResponse(_message.Message):
     __slots__ = ("messages", "next_page_token")
@@ -240,7 +242,7 @@ class ListMessagesResponse(_message.Message):
     def __init__(self, messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("chat_id", "message_id", "role", "content", "token_count", "status", "finish_reason", "erased", "create_time")
+    __slots__ = ("chat_id", "message_id", "role", "content", "token_count", "status", "finish_reason", "erased", "create_time", "sibling_ids", "sibling_position", "sibling_count")
     CHAT_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -250,6 +252,9 @@ class Message(_message.Message):
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     ERASED_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    SIBLING_IDS_FIELD_NUMBER: _ClassVar[int]
+    SIBLING_POSITION_FIELD_NUMBER: _ClassVar[int]
+    SIBLING_COUNT_FIELD_NUMBER: _ClassVar[int]
     chat_id: str
     message_id: int
     role: Role
@@ -259,7 +264,82 @@ class Message(_message.Message):
     finish_reason: str
     erased: bool
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, chat_id: _Optional[str] = ..., message_id: _Optional[int] = ..., role: _Optional[_Union[Role, str]] = ..., content: _Optional[str] = ..., token_count: _Optional[int] = ..., status: _Optional[_Union[MessageStatus, str]] = ..., finish_reason: _Optional[str] = ..., erased: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    sibling_ids: _containers.RepeatedScalarFieldContainer[int]
+    sibling_position: int
+    sibling_count: int
+    def __init__(self, chat_id: _Optional[str] = ..., message_id: _Optional[int] = ..., role: _Optional[_Union[Role, str]] = ..., content: _Optional[str] = ..., token_count: _Optional[int] = ..., status: _Optional[_Union[MessageStatus, str]] = ..., finish_reason: _Optional[str] = ..., erased: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sibling_ids: _Optional[_Iterable[int]] = ..., sibling_position: _Optional[int] = ..., sibling_count: _Optional[int] = ...) -> None: ...
+
+class RegenerateRequest(_message.Message):
+    __slots__ = ("user_id", "chat_id", "message_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CHAT_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    chat_id: str
+    message_id: int
+    def __init__(self, user_id: _Optional[str] = ..., chat_id: _Optional[str] = ..., message_id: _Optional[int] = ...) -> None: ...
+
+class EditMessageRequest(_message.Message):
+    __slots__ = ("user_id", "chat_id", "message_id", "content")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CHAT_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    chat_id: str
+    message_id: int
+    content: str
+    def __init__(self, user_id: _Optional[str] = ..., chat_id: _Optional[str] = ..., message_id: _Optional[int] = ..., content: _Optional[str] = ...) -> None: ...
+
+class SwitchBranchRequest(_message.Message):
+    __slots__ = ("user_id", "chat_id", "message_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CHAT_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    chat_id: str
+    message_id: int
+    def __init__(self, user_id: _Optional[str] = ..., chat_id: _Optional[str] = ..., message_id: _Optional[int] = ...) -> None: ...
+
+class RenameChatRequest(_message.Message):
+    __slots__ = ("user_id", "chat_id", "title")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CHAT_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    chat_id: str
+    title: str
+    def __init__(self, user_id: _Optional[str] = ..., chat_id: _Optional[str] = ..., title: _Optional[str] = ...) -> None: ...
+
+class SearchChatsRequest(_message.Message):
+    __slots__ = ("user_id", "query", "page_size", "page_token")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    query: str
+    page_size: int
+    page_token: str
+    def __init__(self, user_id: _Optional[str] = ..., query: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ChatHit(_message.Message):
+    __slots__ = ("chat", "snippet", "message_id")
+    CHAT_FIELD_NUMBER: _ClassVar[int]
+    SNIPPET_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    chat: Chat
+    snippet: str
+    message_id: int
+    def __init__(self, chat: _Optional[_Union[Chat, _Mapping]] = ..., snippet: _Optional[str] = ..., message_id: _Optional[int] = ...) -> None: ...
+
+class SearchChatsResponse(_message.Message):
+    __slots__ = ("hits", "next_page_token")
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    hits: _containers.RepeatedCompositeFieldContainer[ChatHit]
+    next_page_token: str
+    def __init__(self, hits: _Optional[_Iterable[_Union[ChatHit, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class EndChatRequest(_message.Message):
     __slots__ = ("user_id", "chat_id")

@@ -72,6 +72,31 @@ class ChatServiceStub:
                 request_serializer=chatservice_dot_v1_dot_chat__service__pb2.DeleteChatRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.Regenerate = channel.unary_stream(
+                '/chatservice.v1.ChatService/Regenerate',
+                request_serializer=chatservice_dot_v1_dot_chat__service__pb2.RegenerateRequest.SerializeToString,
+                response_deserializer=chatservice_dot_v1_dot_chat__service__pb2.TurnEvent.FromString,
+                _registered_method=True)
+        self.EditMessage = channel.unary_stream(
+                '/chatservice.v1.ChatService/EditMessage',
+                request_serializer=chatservice_dot_v1_dot_chat__service__pb2.EditMessageRequest.SerializeToString,
+                response_deserializer=chatservice_dot_v1_dot_chat__service__pb2.TurnEvent.FromString,
+                _registered_method=True)
+        self.SwitchBranch = channel.unary_unary(
+                '/chatservice.v1.ChatService/SwitchBranch',
+                request_serializer=chatservice_dot_v1_dot_chat__service__pb2.SwitchBranchRequest.SerializeToString,
+                response_deserializer=chatservice_dot_v1_dot_chat__service__pb2.Chat.FromString,
+                _registered_method=True)
+        self.RenameChat = channel.unary_unary(
+                '/chatservice.v1.ChatService/RenameChat',
+                request_serializer=chatservice_dot_v1_dot_chat__service__pb2.RenameChatRequest.SerializeToString,
+                response_deserializer=chatservice_dot_v1_dot_chat__service__pb2.Chat.FromString,
+                _registered_method=True)
+        self.SearchChats = channel.unary_unary(
+                '/chatservice.v1.ChatService/SearchChats',
+                request_serializer=chatservice_dot_v1_dot_chat__service__pb2.SearchChatsRequest.SerializeToString,
+                response_deserializer=chatservice_dot_v1_dot_chat__service__pb2.SearchChatsResponse.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -134,6 +159,47 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Regenerate(self, request, context):
+        """Answers again: a new answer beside answer `message_id` (an assistant message of the chat;
+        INVALID_ARGUMENT otherwise, NOT_FOUND for no such message), streamed like SendMessage. The
+        earlier answer stays, as a sibling; the new one ends the active path. Queued behind a
+        running turn like any turn.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EditMessage(self, request, context):
+        """Edits and resends: `content` as a new user message beside user message `message_id` (same
+        parent; the earlier branch stays), then its answer, streamed like SendMessage.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SwitchBranch(self, request, context):
+        """Makes the active path run through `message_id`, down its newest children to a leaf; the
+        context window is rebuilt over that path. Returns the chat with its window.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenameChat(self, request, context):
+        """Renames a chat (1 to 200 characters, one line); an automatic title never replaces it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchChats(self, request, context):
+        """Searches the user's chats by title and message content (every word of `query`, as a
+        prefix of 3+ letters, or Chinese/Japanese characters), newest first, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +237,31 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.DeleteChat,
                     request_deserializer=chatservice_dot_v1_dot_chat__service__pb2.DeleteChatRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'Regenerate': grpc.unary_stream_rpc_method_handler(
+                    servicer.Regenerate,
+                    request_deserializer=chatservice_dot_v1_dot_chat__service__pb2.RegenerateRequest.FromString,
+                    response_serializer=chatservice_dot_v1_dot_chat__service__pb2.TurnEvent.SerializeToString,
+            ),
+            'EditMessage': grpc.unary_stream_rpc_method_handler(
+                    servicer.EditMessage,
+                    request_deserializer=chatservice_dot_v1_dot_chat__service__pb2.EditMessageRequest.FromString,
+                    response_serializer=chatservice_dot_v1_dot_chat__service__pb2.TurnEvent.SerializeToString,
+            ),
+            'SwitchBranch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SwitchBranch,
+                    request_deserializer=chatservice_dot_v1_dot_chat__service__pb2.SwitchBranchRequest.FromString,
+                    response_serializer=chatservice_dot_v1_dot_chat__service__pb2.Chat.SerializeToString,
+            ),
+            'RenameChat': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenameChat,
+                    request_deserializer=chatservice_dot_v1_dot_chat__service__pb2.RenameChatRequest.FromString,
+                    response_serializer=chatservice_dot_v1_dot_chat__service__pb2.Chat.SerializeToString,
+            ),
+            'SearchChats': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchChats,
+                    request_deserializer=chatservice_dot_v1_dot_chat__service__pb2.SearchChatsRequest.FromString,
+                    response_serializer=chatservice_dot_v1_dot_chat__service__pb2.SearchChatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -363,6 +454,141 @@ class ChatService:
             '/chatservice.v1.ChatService/DeleteChat',
             chatservice_dot_v1_dot_chat__service__pb2.DeleteChatRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Regenerate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/chatservice.v1.ChatService/Regenerate',
+            chatservice_dot_v1_dot_chat__service__pb2.RegenerateRequest.SerializeToString,
+            chatservice_dot_v1_dot_chat__service__pb2.TurnEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EditMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/chatservice.v1.ChatService/EditMessage',
+            chatservice_dot_v1_dot_chat__service__pb2.EditMessageRequest.SerializeToString,
+            chatservice_dot_v1_dot_chat__service__pb2.TurnEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SwitchBranch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatservice.v1.ChatService/SwitchBranch',
+            chatservice_dot_v1_dot_chat__service__pb2.SwitchBranchRequest.SerializeToString,
+            chatservice_dot_v1_dot_chat__service__pb2.Chat.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenameChat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatservice.v1.ChatService/RenameChat',
+            chatservice_dot_v1_dot_chat__service__pb2.RenameChatRequest.SerializeToString,
+            chatservice_dot_v1_dot_chat__service__pb2.Chat.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchChats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatservice.v1.ChatService/SearchChats',
+            chatservice_dot_v1_dot_chat__service__pb2.SearchChatsRequest.SerializeToString,
+            chatservice_dot_v1_dot_chat__service__pb2.SearchChatsResponse.FromString,
             options,
             channel_credentials,
             insecure,
