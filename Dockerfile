@@ -11,7 +11,7 @@ COPY store ./store
 # page offline.
 RUN python -m venv /opt/chatservice \
     && /opt/chatservice/bin/pip install --no-cache-dir . \
-    && /opt/chatservice/bin/python -c "from gateways.tokenizer import tokenizer_for; tokenizer_for('gpt-4o-mini').count_text('ok')" \
+    && /opt/chatservice/bin/python -c "from gateways.llm.tokenizer import tokenizer_for; tokenizer_for('gpt-4o-mini').count_text('ok')" \
     && /opt/chatservice/bin/python -c "from gateways.http.page import ASSETS, asset; [asset(n) for n in ASSETS]"
 
 FROM python:3.11-slim

@@ -72,7 +72,7 @@ def chat(args: argparse.Namespace) -> int:
     env = {**read_dotenv(), **os.environ}
     target = args.target or f"127.0.0.1:{env.get('GRPC_SERVER_PORT') or BY_KEY['GRPC_SERVER_PORT'].default}"
     user = args.user_id or env.get("USER") or "cli"
-    from gateways.grpc.client import main as chat_main
+    from gateways.rpc.terminal import main as chat_main
 
     return chat_main(target, user, args.chat_id, env.get("AUTH_TOKEN") or None, sys.stdout)
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             applied = asyncio.run(migrate(settings.database))
             print(f"migrated {settings.database.redacted()}: applied {applied or 'nothing (up to date)'}")
             return 0
-        from gateways.startup import serve
+        from gateways.serving.startup import serve
 
         serve(settings)
         return 0

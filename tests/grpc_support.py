@@ -15,10 +15,10 @@ from typing import Any
 import grpc
 import pytest
 
-from gateways.grpc import GrpcGateway
-from gateways.grpc.gen.chatservice.v1 import chat_service_pb2 as pb
-from gateways.grpc.gen.chatservice.v1 import chat_service_pb2_grpc as pb_grpc
-from gateways.server import Runtime, build_runtime
+from gateways.rpc.gen.chatservice.v1 import chat_service_pb2 as pb
+from gateways.rpc.gen.chatservice.v1 import chat_service_pb2_grpc as pb_grpc
+from gateways.rpc.server import GrpcGateway
+from gateways.serve import Runtime, build_runtime
 from gateways.settings import Settings
 from store import DatabaseURL, open_store
 from store.records import MessageRecord

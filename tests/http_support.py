@@ -10,8 +10,8 @@ from typing import Any
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateways.http import create_app
-from gateways.server import Runtime, build_runtime
+from gateways.http.app import create_app
+from gateways.serve import Runtime, build_runtime
 from gateways.settings import Settings
 from store import DatabaseURL
 from tests.llm_server import FakeLLM

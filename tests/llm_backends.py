@@ -56,8 +56,8 @@ from typing import Any
 import tiktoken
 from aiohttp import web
 
-from gateways.tokenizer import ENCODINGS_DIR
-from gateways.whatsapp_media.images import image_size, image_tokens
+from gateways.llm.tokenizer import ENCODINGS_DIR
+from gateways.whatsapp.images import image_size, image_tokens
 
 # tiktoken reads its encodings from the copies vendored in the package (no download).
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ENCODINGS_DIR))

@@ -13,7 +13,7 @@ import struct
 import sys
 from pathlib import Path
 
-from gateways.whatsapp_media.audio import ogg_crc
+from gateways.whatsapp.audio import ogg_crc
 
 SILENT_FRAME = b"\xf8\xff\xfe"  # TOC: CELT fullband 20 ms, mono, one frame; then a silent frame
 FRAME_SAMPLES = 960  # 20 ms at 48 kHz

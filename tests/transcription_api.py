@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateways.whatsapp_media.audio import opus_duration
+from gateways.whatsapp.audio import opus_duration
 
 SUPPORTED = ("flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm")
 MAX_BYTES = 26_214_400

@@ -7,9 +7,9 @@ from contextlib import aclosing
 
 from aiohttp import web
 
-from gateways.events import TurnDelta, TurnEvent, TurnFinished, TurnStarted
 from gateways.http import shapes, sse
 from gateways.http.responses import json_response
+from gateways.service.events import TurnDelta, TurnEvent, TurnFinished, TurnStarted
 
 
 async def respond_turn(request: web.Request, turn: AsyncGenerator[TurnEvent, None]) -> web.StreamResponse:

@@ -6,12 +6,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gateways.branching import Branching, PathPage, parsed_id
 from gateways.http import shapes
 from gateways.http.answer import respond_turn
 from gateways.http.keys import SERVICE
 from gateways.http.middleware import read_json, text_field
 from gateways.http.responses import json_response
+from gateways.service.branching import Branching, PathPage, parsed_id
 from store.errors import InvalidArgument
 from store.records import SearchHit
 

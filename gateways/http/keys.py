@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateways.health import Readiness
-from gateways.service import ChatService
+from gateways.service.chats import ChatService
+from gateways.serving.readiness import Readiness
 from gateways.settings import Settings
 
 SERVICE = web.AppKey("service", ChatService)

@@ -28,8 +28,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
+from gateways.http.errors import error_body
 from gateways.http.keys import SETTINGS
-from gateways.http_errors import error_body
 from gateways.settings import Settings
 from store.errors import RequestTimeout
 

@@ -10,9 +10,9 @@ from aiohttp.typedefs import Handler
 
 from gateways import logs
 from gateways.auth import token_matches
+from gateways.http.errors import error_body, http_status
 from gateways.http.keys import SETTINGS
 from gateways.http.responses import json_response
-from gateways.http_errors import error_body, http_status
 from store.errors import (
     ChatServiceError,
     InvalidArgument,

@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from actors.protocol import WindowInfo
-from gateways.events import TurnFinished, TurnStarted
-from gateways.params import ChatOverrides
+from gateways.service.events import TurnFinished, TurnStarted
+from gateways.service.params import ChatOverrides
 from store.errors import InvalidArgument
 from store.records import ChatRecord, MessageRecord
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from gateways.events import TurnDelta, TurnEvent, TurnFinished, TurnStarted
 from gateways.http import shapes
+from gateways.http.errors import error_body, http_status
 from gateways.http.responses import COMPACT, json_bytes
-from gateways.http_errors import error_body, http_status
+from gateways.service.events import TurnDelta, TurnEvent, TurnFinished, TurnStarted
 from store.errors import ChatServiceError
 
 CONTENT_TYPE = "text/event-stream"

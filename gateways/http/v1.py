@@ -16,7 +16,7 @@ from gateways.http.answer import respond_turn
 from gateways.http.keys import SERVICE
 from gateways.http.middleware import read_json, text_field
 from gateways.http.responses import json_response
-from gateways.service import ChatService
+from gateways.service.chats import ChatService
 from store.errors import InvalidArgument
 
 routes = web.RouteTableDef()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateways.params import MAX_STOP_SEQUENCES
+from gateways.service.params import MAX_STOP_SEQUENCES
 from store.url import DatabaseURL
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.names import NAMESPACE
-from gateways.params import RANGES
+from gateways.service.params import RANGES
 from gateways.settings.parse import (
     Parse,
     choice,

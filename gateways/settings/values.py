@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gateways.models import context_window
+from gateways.llm.context_windows import context_window
+from gateways.service.text import is_unicode
 from gateways.settings.parse import SettingsError, database_url
 from gateways.settings.table import BY_KEY, ENV_VARS
-from gateways.text import is_unicode
 from store.records import ChatParams
 from store.url import DatabaseURL
 

@@ -17,7 +17,7 @@ import asyncmy
 import openai
 from aiohttp import web
 
-from gateways.tokenizer import tokenizer_for
+from gateways.llm.tokenizer import tokenizer_for
 from tests.bench.workload import history
 
 TABLE = """CREATE TABLE IF NOT EXISTS baseline_messages (

@@ -10,9 +10,9 @@ from typing import Any, Protocol
 import aiohttp
 import grpc
 
-from gateways.grpc.gen import chat_pb2, chat_pb2_grpc
-from gateways.grpc.gen.chatservice.v1 import chat_service_pb2 as pb
-from gateways.grpc.gen.chatservice.v1 import chat_service_pb2_grpc as pb_grpc
+from gateways.rpc.gen import chat_pb2, chat_pb2_grpc
+from gateways.rpc.gen.chatservice.v1 import chat_service_pb2 as pb
+from gateways.rpc.gen.chatservice.v1 import chat_service_pb2_grpc as pb_grpc
 
 
 @dataclass(slots=True)

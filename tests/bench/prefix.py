@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateways.tokenizer import Tokenizer, tokenizer_for
+from gateways.llm.tokenizer import Tokenizer, tokenizer_for
 from store import DatabaseURL
 from store.records import ChatParams
 from tests.bench.workload import chat_ids, seed_chats, user_text

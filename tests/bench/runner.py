@@ -15,8 +15,8 @@ from typing import Any
 import asyncmy
 import psutil
 
+from gateways.llm.tokenizer import tokenizer_for
 from gateways.settings import Settings
-from gateways.tokenizer import tokenizer_for
 from store import DatabaseURL
 from store.errors import Unavailable
 from store.migrate import migrate

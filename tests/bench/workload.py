@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from gateways.tokenizer import tokenizer_for
+from gateways.llm.tokenizer import tokenizer_for
 from store import DatabaseURL, open_store
 from store.records import ChatParams, ChatRecord, MessageRecord, Role
 

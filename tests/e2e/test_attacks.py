@@ -18,10 +18,10 @@ from urllib.parse import quote
 import grpc
 import pytest
 
-from gateways import whatsapp
-from gateways.grpc.gen import chat_pb2, chat_pb2_grpc
-from gateways.grpc.gen.chatservice.v1 import chat_service_pb2 as pb
-from gateways.grpc.gen.chatservice.v1 import chat_service_pb2_grpc as pb_grpc
+from gateways.rpc.gen import chat_pb2, chat_pb2_grpc
+from gateways.rpc.gen.chatservice.v1 import chat_service_pb2 as pb
+from gateways.rpc.gen.chatservice.v1 import chat_service_pb2_grpc as pb_grpc
+from gateways.whatsapp import rules as whatsapp
 from store import DatabaseURL
 from tests.e2e.attack_support import (
     ACCOUNT,

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import pytest
 from twilio.request_validator import RequestValidator
 
-from gateways import whatsapp
+from gateways.whatsapp import rules as whatsapp
 from store import DatabaseURL
 from tests.http_support import parse_events
 from tests.llm_server import FakeLLM, words_reply

@@ -20,8 +20,8 @@ import aiohttp
 import grpc
 import pytest
 
-from gateways.grpc.gen.chatservice.v1 import chat_service_pb2 as pb
-from gateways.grpc.gen.chatservice.v1 import chat_service_pb2_grpc as pb_grpc
+from gateways.rpc.gen.chatservice.v1 import chat_service_pb2 as pb
+from gateways.rpc.gen.chatservice.v1 import chat_service_pb2_grpc as pb_grpc
 from store import DatabaseURL, open_store
 from store.records import MessageRecord, MessageStatus, Role
 from tests.faults.ledger import Verdict, compare_windows, live_actor_names

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 from actors.state import chat_title
-from gateways import whatsapp
+from gateways.whatsapp import rules as whatsapp
 from store import DatabaseURL
 
 Strategy = st.SearchStrategy[Any]

@@ -26,9 +26,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from gateways import whatsapp
-from gateways.grpc.gen import chat_pb2
-from gateways.grpc.gen.chatservice.v1 import chat_service_pb2 as v1
+from gateways.rpc.gen import chat_pb2
+from gateways.rpc.gen.chatservice.v1 import chat_service_pb2 as v1
+from gateways.whatsapp import rules as whatsapp
 from store import DatabaseURL
 from tests.conftest import free_port, repo_root
 from tests.faults.fuzz_support import (
@@ -69,7 +69,7 @@ from tests.serve_process import ServeProcess
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.ray, pytest.mark.timeout(600)]
 MAX_BODY_BYTES = 32768
 MAX_MESSAGE_CHARS = 2000
-GRPC_MAX_RECEIVE = MAX_MESSAGE_CHARS * 4 + 65536  # what gateways/grpc/server.py allows
+GRPC_MAX_RECEIVE = MAX_MESSAGE_CHARS * 4 + 65536  # what gateways/rpc/server.py allows
 CHATS = "/v1/users/{user_id}/chats"
 CHAT = CHATS + "/{chat_id}"
 MESSAGES = CHAT + "/messages"

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateways.events import TurnFinished, TurnStarted
-from gateways.server import build_runtime
+from gateways.serve import build_runtime
+from gateways.service.events import TurnFinished, TurnStarted
 from gateways.settings import Settings
 from store import DatabaseURL, open_store
 from store.records import MessageRecord, MessageStatus, Role

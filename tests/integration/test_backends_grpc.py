@@ -12,8 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from twilio.request_validator import RequestValidator
 
-from gateways.grpc.gen.chatservice.v1 import chat_service_pb2 as pb
-from gateways.whatsapp import FAILED_REPLY, chat_id_for, id_key
+from gateways.rpc.gen.chatservice.v1 import chat_service_pb2 as pb
+from gateways.whatsapp.rules import FAILED_REPLY, chat_id_for, id_key
 from store import DatabaseURL
 from store.records import MessageStatus, Role
 from tests.grpc_support import MakeServer, make_server, original_proto, stored, turn_events

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from gateways.events import TurnFinished, TurnStarted
-from gateways.server import build_runtime
+from gateways.serve import build_runtime
+from gateways.service.events import TurnFinished, TurnStarted
 from gateways.settings import Settings
 from store import DatabaseURL
 from tests.bench.prefix import prefix_stable

@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from gateways.grpc.gen.chatservice.v1 import chat_service_pb2 as pb
+from gateways.rpc.gen.chatservice.v1 import chat_service_pb2 as pb
 from store import DatabaseURL
 from tests.grpc_support import MakeServer, grpc_servers, original_proto, stored, turn_events
 from tests.http_support import MakeClient, app_clients, parse_events

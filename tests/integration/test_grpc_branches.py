@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 import pytest
 
-from gateways.grpc.gen.chatservice.v1 import chat_service_pb2 as pb
+from gateways.rpc.gen.chatservice.v1 import chat_service_pb2 as pb
 from tests.grpc_support import MakeServer, Served, make_server, original_proto, turn_events
 
 __all__ = ["make_server", "original_proto"]

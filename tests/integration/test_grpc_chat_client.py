@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateways.grpc.gen.chatservice.v1 import chat_service_pb2 as pb
+from gateways.rpc.gen.chatservice.v1 import chat_service_pb2 as pb
 from tests.conftest import free_port, repo_root
 from tests.grpc_support import MakeServer, eventually, make_server, original_proto
 from tests.llm_server import FakeLLM, words_reply

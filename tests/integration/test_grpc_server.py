@@ -12,8 +12,8 @@ from google.protobuf import descriptor_pool, message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from gateways.grpc import GrpcGateway
-from gateways.grpc.gen.chatservice.v1 import chat_service_pb2 as pb
+from gateways.rpc.gen.chatservice.v1 import chat_service_pb2 as pb
+from gateways.rpc.server import GrpcGateway
 from store import DatabaseURL
 from store.errors import Unavailable
 from store.records import MessageStatus

@@ -7,7 +7,7 @@ import uuid
 import grpc
 import pytest
 
-from gateways.grpc.gen.chatservice.v1 import chat_service_pb2 as pb
+from gateways.rpc.gen.chatservice.v1 import chat_service_pb2 as pb
 from store import DatabaseURL
 from store.records import MessageStatus
 from tests.conftest import free_port

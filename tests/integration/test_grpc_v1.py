@@ -7,7 +7,7 @@ import uuid
 import grpc
 import pytest
 
-from gateways.grpc.gen.chatservice.v1 import chat_service_pb2 as pb
+from gateways.rpc.gen.chatservice.v1 import chat_service_pb2 as pb
 from tests.grpc_support import MakeServer, make_server, original_proto, turn_events
 from tests.llm_server import FakeLLM
 

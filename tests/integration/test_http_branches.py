@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateways.titles import ASK, TITLE_MAX_TOKENS
+from gateways.service.titles import ASK, TITLE_MAX_TOKENS
 from store import DatabaseURL
 from tests.http_support import MakeClient, app_clients, parse_events, read_events
 from tests.integration.test_actor import killed

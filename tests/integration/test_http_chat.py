@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateways.server import build_runtime
+from gateways.serve import build_runtime
 from gateways.settings import Settings
 from store import DatabaseURL, open_store
 from tests.llm_server import FakeLLM
@@ -30,7 +30,7 @@ async def make_client(db_url: DatabaseURL, fake_llm: FakeLLM) -> AsyncIterator[M
             "AUTO_TITLE": "0",
         }
         runtime = build_runtime(Settings.from_env(base | env), in_process=True)
-        from gateways.http import create_app
+        from gateways.http.app import create_app
 
         app = create_app(runtime.settings, runtime.service, runtime.readiness)
         client = TestClient(TestServer(app))  # type: ignore[var-annotated]

@@ -9,9 +9,9 @@ from importlib import resources
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateways.http import create_app
+from gateways.http.app import create_app
 from gateways.http.page import ASSETS
-from gateways.server import build_runtime
+from gateways.serve import build_runtime
 from gateways.settings import Settings
 from store import DatabaseURL
 

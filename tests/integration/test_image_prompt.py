@@ -6,7 +6,7 @@ import base64
 
 import openai
 
-from gateways.whatsapp_media.content import with_images
+from gateways.whatsapp.content import with_images
 from store.media import MediaKind, MediaRecord
 from tests.llm_server import FakeLLM
 from tests.media_files import image

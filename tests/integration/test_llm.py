@@ -8,9 +8,9 @@ import collections
 import pytest
 
 from actors.protocol import TurnPlan, WindowInfo
-from gateways.llm import Delta, Finish, LLMEvent, OpenAIChat
-from gateways.offline import OfflineResponder, offline_answer
-from gateways.tokenizer import tokenizer_for
+from gateways.llm.client import Delta, Finish, LLMEvent, OpenAIChat
+from gateways.llm.offline import OfflineResponder, offline_answer
+from gateways.llm.tokenizer import tokenizer_for
 from store.errors import ContextOverflow, FailedPrecondition, ResourceExhausted, StreamBroken, Unavailable
 from store.records import ChatParams
 from tests.conftest import free_port

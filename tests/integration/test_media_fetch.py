@@ -9,9 +9,9 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from gateways.whatsapp_media import replies
-from gateways.whatsapp_media.fetch import MediaFetcher, next_hop
-from gateways.whatsapp_media.replies import MediaRefused
+from gateways.whatsapp import replies
+from gateways.whatsapp.fetch import MediaFetcher, next_hop
+from gateways.whatsapp.replies import MediaRefused
 from store.errors import PermissionDenied, Unavailable
 from tests.media_files import voice_note
 from tests.twilio_api import FakeTwilio

@@ -18,6 +18,6 @@ def test_the_wheel_ships_migrations_and_vendored_encodings(tmp_path: Path) -> No
     (wheel,) = tmp_path.glob("chatservice-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"store/migrations/mysql/0001_init.sql", "store/migrations/sqlite/0001_init.sql"} <= names
-    assert "gateways/encodings/fb374d419588a4632f3f557e76b4b70aebbca790" in names  # o200k_base
-    assert "gateways/encodings/9b5ad71b2ce5302211f9c61530b329a4922fc6a4" in names  # cl100k_base
+    assert "gateways/llm/encodings/fb374d419588a4632f3f557e76b4b70aebbca790" in names  # o200k_base
+    assert "gateways/llm/encodings/9b5ad71b2ce5302211f9c61530b329a4922fc6a4" in names  # cl100k_base
     assert any(n.endswith("entry_points.txt") for n in names)

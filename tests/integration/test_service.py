@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from actors.inprocess import LocalConversations
-from gateways.events import TurnDelta, TurnFinished, TurnStarted
-from gateways.params import ChatOverrides
-from gateways.server import Runtime, build_runtime
-from gateways.service import ChatService
+from gateways.serve import Runtime, build_runtime
+from gateways.service.chats import ChatService
+from gateways.service.events import TurnDelta, TurnFinished, TurnStarted
+from gateways.service.params import ChatOverrides
 from gateways.settings import Settings
 from store import DatabaseURL
 from store.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted

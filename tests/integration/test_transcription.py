@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Iterator
 import openai
 import pytest
 
-from gateways.whatsapp_media import replies
-from gateways.whatsapp_media.replies import MediaRefused
-from gateways.whatsapp_media.transcribe import (
+from gateways.whatsapp import replies
+from gateways.whatsapp.replies import MediaRefused
+from gateways.whatsapp.transcribe import (
     OfflineTranscriber,
     OpenAITranscriber,
     check_duration,

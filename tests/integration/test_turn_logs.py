@@ -11,9 +11,9 @@ import grpc
 import pytest
 
 from gateways import logs
-from gateways.grpc.gen.chatservice.v1 import chat_service_pb2 as pb
-from gateways.server import build_runtime
-from gateways.service import ChatService
+from gateways.rpc.gen.chatservice.v1 import chat_service_pb2 as pb
+from gateways.serve import build_runtime
+from gateways.service.chats import ChatService
 from gateways.settings import Settings
 from store import DatabaseURL
 from tests.grpc_support import MakeServer, make_server, original_proto

@@ -17,7 +17,7 @@ from aiohttp import ClientTimeout
 from aiohttp.test_utils import TestClient
 from twilio.request_validator import RequestValidator
 
-from gateways.whatsapp import (
+from gateways.whatsapp.rules import (
     FAILED_REPLY,
     MEDIA_REPLY,
     NEW_CHAT_REPLY,

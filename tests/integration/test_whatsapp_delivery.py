@@ -16,9 +16,9 @@ from aiohttp.test_utils import TestServer
 from twilio.request_validator import RequestValidator
 
 from gateways.http.middleware import errors
-from gateways.whatsapp_media.callbacks import STATUS_PATH, StatusCallbacks
-from gateways.whatsapp_media.outbox import Answer, Outbox, OutboxSettings, excerpt, while_typing
-from gateways.whatsapp_media.rest import TwilioRest
+from gateways.whatsapp.callbacks import STATUS_PATH, StatusCallbacks
+from gateways.whatsapp.outbox import Answer, Outbox, OutboxSettings, excerpt, while_typing
+from gateways.whatsapp.rest import TwilioRest
 from store import ChatStore
 from store.media import DeliveryStatus, MediaStore, OutboundKind
 from tests.conftest import free_port

@@ -20,11 +20,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator
 
-from gateways.http import create_app
-from gateways.server import build_runtime
+from gateways.http.app import create_app
+from gateways.serve import build_runtime
 from gateways.settings import Settings
-from gateways.whatsapp_media import replies
-from gateways.whatsapp_media.images import image_tokens
+from gateways.whatsapp import replies
+from gateways.whatsapp.images import image_tokens
 from store import DatabaseURL, open_store
 from store.media import DeliveryStatus, MediaKind, MediaStore
 from store.records import MessageRecord, Role

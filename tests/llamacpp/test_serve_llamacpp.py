@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from actors.window import REPLY_PRIMING_TOKENS
-from gateways.tokenizer import Tokenizer
+from gateways.llm.tokenizer import Tokenizer
 from tests.conftest import repo_root
 from tests.http_support import parse_events
 from tests.llamacpp.server import CONTEXT, LlamaServer, Recorder

@@ -13,7 +13,7 @@ from typing import Any
 import openai
 import pytest
 
-from gateways.tokenizer import Tokenizer
+from gateways.llm.tokenizer import Tokenizer
 from tests.llamacpp.server import CONTEXT, LlamaServer, Recorder
 from tests.llamacpp.text import EMOJI, PORTUGUESE, long_message
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateways.cache import LRU
+from gateways.service.cache import LRU
 
 
 def test_the_least_recently_used_entry_goes_first_and_the_size_holds() -> None:

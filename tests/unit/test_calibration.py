@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from actors.state import scale_for
-from gateways.calibration import Calibration, Seen, shrink_target
+from gateways.llm.calibration import Calibration, Seen, shrink_target
 
 
 def test_a_model_no_server_has_reported_on_is_taken_as_counted() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateways.capacity import RESERVED_CONNECTIONS, live_chats_per_node
+from gateways.serving.capacity import RESERVED_CONNECTIONS, live_chats_per_node
 from gateways.settings import Settings, SettingsError
 
 

@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from gateways.http_errors import HTTP_STATUS, error_body, http_status
+from gateways.http.errors import HTTP_STATUS, error_body, http_status
 from store import errors as e
 
 TREE = [c for c in vars(e).values() if isinstance(c, type) and issubclass(c, e.ChatServiceError)]

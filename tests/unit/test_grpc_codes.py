@@ -7,8 +7,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from gateways.grpc.codegen import GEN_DIR, generate
-from gateways.grpc_errors import GRPC_STATUS, grpc_status
+from gateways.rpc.codegen import GEN_DIR, generate
+from gateways.rpc.errors import GRPC_STATUS, grpc_status
 from store import errors as e
 
 TREE = [c for c in vars(e).values() if isinstance(c, type) and issubclass(c, e.ChatServiceError)]
@@ -29,7 +29,7 @@ def test_the_codes_the_api_documents() -> None:
 
 
 def test_the_committed_generated_code_matches_proto(tmp_path: Path) -> None:
-    """Run `python -m gateways.grpc.codegen` after changing proto/ (this fails until you do)."""
+    """Run `python -m gateways.rpc.codegen` after changing proto/ (this fails until you do)."""
     fresh = generate(out=tmp_path / "gen")
     names = sorted(str(p.relative_to(tmp_path / "gen")) for p in fresh)
     committed = sorted(str(p.relative_to(GEN_DIR)) for p in GEN_DIR.rglob("*") if p.suffix in (".py", ".pyi"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateways.overflow import Overflow, overflow_of
+from gateways.llm.overflow import Overflow, overflow_of
 from tests import llm_backends as backends
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from gateways import paging
+from gateways.service import paging
 from store.base import ChatCursor
 from store.errors import InvalidArgument
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateways.params import ChatOverrides, apply_overrides
+from gateways.service.params import ChatOverrides, apply_overrides
 from store.errors import InvalidArgument
 from store.records import ChatParams
 

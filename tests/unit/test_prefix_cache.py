@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from gateways.tokenizer import tokenizer_for
+from gateways.llm.tokenizer import tokenizer_for
 from tests.bench.prefix import figures, openai_cached, prefix_stable, shared_messages
 
 SYS = {"role": "system", "content": "sys"}

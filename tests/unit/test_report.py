@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from gateways.report import TurnReport
+from gateways.service.report import TurnReport
 from store.errors import InvalidArgument, Unavailable
 
 # vLLM answers a request that fails validation with pydantic's error, which quotes the input.

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from gateways.ids import check_chat_id, check_new_chat_id, check_user_id, is_reserved
-from gateways.params import ChatOverrides, apply_overrides, check_system_prompt
+from gateways.service.ids import check_chat_id, check_new_chat_id, check_user_id, is_reserved
+from gateways.service.params import ChatOverrides, apply_overrides, check_system_prompt
+from gateways.service.text import check_unicode, is_unicode, shows_something
 from gateways.settings import Settings, SettingsError, read_dotenv
-from gateways.text import check_unicode, is_unicode, shows_something
 from store.errors import InvalidArgument
 from store.records import ChatParams
 

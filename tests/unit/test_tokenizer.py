@@ -6,8 +6,8 @@ import pytest
 import tiktoken.load
 import tiktoken.registry
 
-from gateways import tokenizer
-from gateways.tokenizer import Tokenizer, encoding_name, tokenizer_for
+from gateways.llm import tokenizer
+from gateways.llm.tokenizer import Tokenizer, encoding_name, tokenizer_for
 
 # The example conversation of OpenAI's "How to count tokens with tiktoken" cookbook.
 COOKBOOK = [

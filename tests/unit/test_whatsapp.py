@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from gateways.ids import check_chat_id, is_reserved
-from gateways.whatsapp import (
+from gateways.service.ids import check_chat_id, is_reserved
+from gateways.whatsapp.rules import (
     MAX_CHARS,
     chat_id_for,
     generation_of,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gateways.whatsapp_media.bursts import MAX_BURST, Bursts
+from gateways.whatsapp.bursts import MAX_BURST, Bursts
 
 
 class Answers:

@@ -6,9 +6,9 @@ import base64
 
 import pytest
 
-from gateways.whatsapp_media import replies
-from gateways.whatsapp_media.content import ImageSettings, check_image, parts, with_images
-from gateways.whatsapp_media.replies import MediaRefused
+from gateways.whatsapp import replies
+from gateways.whatsapp.content import ImageSettings, check_image, parts, with_images
+from gateways.whatsapp.replies import MediaRefused
 from store.media import MediaKind, MediaRecord
 from tests.media_files import image
 

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from gateways.whatsapp_media.audio import opus_duration
-from gateways.whatsapp_media.images import image_size, image_tokens, sees_images
+from gateways.whatsapp.audio import opus_duration
+from gateways.whatsapp.images import image_size, image_tokens, sees_images
 from store.errors import InvalidArgument
 from store.media import FINAL, DeliveryStatus, advances, replaceable_by
 from tests.media_files import image, voice_note

@@ -1,0 +1,367 @@
+"""A turn, as both gateways and the WhatsApp bot run it: validate, count, begin, stream the answer, end it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
+from contextlib import aclosing
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+from actors.port import Conversations
+from actors.protocol import Edit, NewChat, Recount, Regenerate, TurnPlan, TurnRequest, TurnResult
+from actors.ratelimit import KeyedRateLimit
+from gateways import logs
+from gateways.llm.calibration import Calibration
+from gateways.llm.client import LLM, Delta, Finish
+from gateways.llm.counting import TokenCounter
+from gateways.service.answering import Answering
+from gateways.service.cache import LRU
+from gateways.service.config import ServiceConfig
+from gateways.service.events import TurnDelta, TurnEvent, TurnStarted
+from gateways.service.ids import check_chat_id, check_new_chat_id, check_user_id, new_chat_id
+from gateways.service.leases import Leases
+from gateways.service.owners import Owners
+from gateways.service.params import ChatOverrides, apply_overrides, check_system_prompt
+from gateways.service.report import TurnReport
+from gateways.service.text import check_unicode, shows_something
+from gateways.service.titles import Titles
+from store.base import ChatStore
+from store.errors import (
+    ChatServiceError,
+    InvalidArgument,
+    MessageTooLarge,
+    ResourceExhausted,
+    StaleState,
+    Unavailable,
+)
+from store.records import ChatParams
+
+T = TypeVar("T")
+log = logging.getLogger("chatservice.service")
+# How long the end of a turn is retried while the store is unreachable, before giving up.
+STORE_RETRY_SECONDS = 10.0
+# Chat openings (a system prompt and parameters, counted once) this gateway remembers.
+OPENINGS_CACHED = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Extras:
+    """What a gateway adds to a turn's user message beyond its text (WhatsApp media).
+
+    `turn_id`: the turn's id, chosen first so that media rows can name it before the turn begins;
+    `tokens`: counted on top of the text (its images); `prompt`: the plan as sent to the LLM
+    (its images as content parts). A prompt shrunk for a retry is sent without the rewrite.
+    """
+
+    turn_id: str
+    tokens: int = 0
+    prompt: Callable[[TurnPlan], TurnPlan] | None = None
+
+
+class TurnService:
+    """Turns for one gateway process, on the Conversations port; holds no chat state beyond caches."""
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        conversations: Conversations,
+        llm: LLM,
+        store: ChatStore,
+        counter: TokenCounter | None = None,
+    ) -> None:
+        self._config = config
+        self._conversations = conversations
+        self._llm = llm
+        self._store = store  # reads only: every write goes through the chat's actor
+        self.counter = counter or TokenCounter()
+        self._answering = Answering(llm, conversations, Calibration(), self.counter)
+        self._owners = Owners(store)
+        self._openings: LRU[tuple[str, ChatParams], NewChat] = LRU(OPENINGS_CACHED)
+        self._background: set[asyncio.Task[object]] = set()
+        self._user_turns = KeyedRateLimit(config.user_turns_per_minute)
+        self._leases = Leases(conversations.renew_turn, config.turn_timeout_seconds)
+        self.titles = Titles(llm, conversations, store, config.auto_title)
+
+    @property
+    def owners(self) -> Owners:
+        return self._owners
+
+    @property
+    def store(self) -> ChatStore:
+        return self._store
+
+    @property
+    def conversations(self) -> Conversations:
+        return self._conversations
+
+    def check_content(self, content: str) -> str:
+        if not shows_something(content):  # also zero-width spaces, joiners, BOMs and the like alone
+            raise InvalidArgument("user_message is empty: send some text")
+        check_unicode("user_message", content)
+        if len(content) > self._config.max_message_chars:
+            raise MessageTooLarge(
+                f"user_message is {len(content)} characters; at most "
+                f"{self._config.max_message_chars} are accepted"
+            )
+        return content
+
+    async def new_chat(self, overrides: ChatOverrides | None = None) -> NewChat:
+        """How a chat is created: the defaults, or the defaults with a client's overrides."""
+        o = overrides or ChatOverrides()
+        params = apply_overrides(self._config.default_params, o)
+        prompt = check_system_prompt(
+            self._config.initial_chat_message if o.system_prompt is None else o.system_prompt
+        )
+        key = (prompt, params)
+        known = self._openings.get(key)
+        if known is None:
+            tokens = await self.counter.message(params.model, "system", prompt) if prompt else 0
+            known = self._openings.put(key, NewChat(params, prompt, tokens))
+        return known
+
+    async def turn(
+        self,
+        user_id: str,
+        chat_id: str | None,
+        content: str,
+        *,
+        create_missing: bool = True,
+        whatsapp: bool = False,
+        branch: Regenerate | Edit | None = None,
+        extras: Extras | None = None,
+    ) -> AsyncGenerator[TurnEvent, None]:
+        """Run one turn: the start, the answer's deltas, then the end (or an error).
+
+        `whatsapp`: the Twilio webhook's turn, the only one allowed in a reserved `wa:` chat.
+        `branch`: a regenerate (no content) or an edit of an existing chat (gateways/service/branching.py).
+        """
+        report = TurnReport(self._config.log_content)
+        try:
+            check_user_id(user_id)
+            check = check_chat_id if whatsapp else check_new_chat_id
+            chat_id = check(chat_id) if chat_id else new_chat_id()
+            turn_id = extras.turn_id if extras else uuid.uuid4().hex
+            logs.bind(chat_id=chat_id, turn_id=turn_id)
+            if not isinstance(branch, Regenerate):
+                self.check_content(content)
+            self._check_user_rate(user_id)
+            extra = extras.tokens if extras else 0
+            plan = await self._begin(user_id, chat_id, content, create_missing, turn_id, branch, extra)
+        except BaseException as exc:
+            report.not_begun(exc)
+            raise
+        report.begun(plan, content)
+        try:
+            yield TurnStarted(chat_id, plan.user_message_id, plan.created, plan.evicted, plan.window)
+        except BaseException:
+            self._spawn(self._abort(chat_id, plan, "", "cancelled"))  # closed at its start
+            report.cancelled()
+            raise
+        if extras is not None and extras.prompt is not None:
+            plan = extras.prompt(plan)
+        parts: list[str] = []
+        finish = Finish("stop")
+        try:
+            # aclosing: a consumer that stops early (cancel, disconnect, deadline) closes the LLM
+            # stream now, not whenever the garbage collector gets to it.
+            async with aclosing(self._answering.stream(chat_id, plan)) as stream:
+                async for event in stream:
+                    if isinstance(event, Delta):
+                        report.token()
+                        parts.append(event.text)
+                        yield TurnDelta(event.text)
+                    elif isinstance(event, Finish):
+                        finish = event
+                    else:
+                        plan = event  # shrunk for a retry: the server found the prompt too large
+        except ChatServiceError as exc:
+            # Shielded: counting the part (on the LLM server, perhaps) must not leave the chat held.
+            await self._unless_cancelled(self._abort(chat_id, plan, "".join(parts), "error"))
+            report.llm_failed(exc)
+            raise
+        except BaseException:
+            # Cancelled or abandoned by the client: free the chat without waiting for it.
+            self._spawn(self._abort(chat_id, plan, "".join(parts), "cancelled"))
+            report.cancelled()
+            raise
+        try:
+            # Shielded: a client gone after the last delta still has its answer stored.
+            result, tokens = await self._unless_cancelled(
+                self._complete(chat_id, plan, "".join(parts), finish)
+            )
+        except BaseException as exc:
+            report.not_stored(exc)
+            raise
+        finished = await self._answering.finished(plan, result, tokens, finish)
+        report.completed(
+            finished.finish_reason, finished.prompt_tokens, finished.completion_tokens, "".join(parts)
+        )
+        if finished.assistant_message_id is not None:
+            self._spawn(self.titles.after_turn(user_id, chat_id, plan))
+        yield finished
+
+    async def answer(
+        self, user_id: str, chat_id: str | None, content: str, *, whatsapp: bool = False
+    ) -> tuple[str, str]:
+        """Run a turn to the end: (chat_id, the whole answer)."""
+        parts: list[str] = []
+        started = None
+        async for event in self.turn(user_id, chat_id, content, whatsapp=whatsapp):
+            if isinstance(event, TurnStarted):
+                started = event
+            elif isinstance(event, TurnDelta):
+                parts.append(event.text)
+        assert started is not None
+        return started.chat_id, "".join(parts)
+
+    async def hold(self, user_id: str, chat_id: str, content: str, *, whatsapp: bool = False) -> int:
+        """Store a user message and answer nothing (a WhatsApp burst's messages before its last).
+
+        The turn begins (so the message is stored in order, in the window) and ends with no answer.
+        Returns the message's id.
+        """
+        check_user_id(user_id)
+        chat_id = (check_chat_id if whatsapp else check_new_chat_id)(chat_id)
+        self.check_content(content)
+        self._check_user_rate(user_id)
+        plan = await self._begin(user_id, chat_id, content, True, uuid.uuid4().hex)
+        await self._unless_cancelled(self._abort(chat_id, plan, "", "held"))
+        return plan.user_message_id
+
+    def _check_user_rate(self, user_id: str) -> None:
+        wait = self._user_turns.admit(user_id, time.monotonic())
+        if wait:
+            raise ResourceExhausted(  # no user id: WhatsApp user ids are phone numbers, and get logged
+                f"this user sent {self._user_turns.limit} messages in the last minute: "
+                f"wait {wait:.0f} s before the next one"
+            )
+
+    async def _begin(
+        self,
+        user_id: str,
+        chat_id: str,
+        content: str,
+        create_missing: bool,
+        turn_id: str,
+        branch: Regenerate | Edit | None = None,
+        extra: int = 0,
+    ) -> TurnPlan:
+        known = await self._owners.check(user_id, chat_id, may_be_missing=create_missing)
+        model = known.model if known else self._config.default_params.model
+        create = await self.new_chat() if create_missing else None
+        learned = self._answering.calibration
+        for _ in range(3):
+            regenerate = isinstance(branch, Regenerate)
+            tokens = 0 if regenerate else await self.counter.message(model, "user", content) + extra
+            correction, server_context = learned.correction(model), learned.server_context(model)
+            req = TurnRequest(
+                turn_id, user_id, content, tokens, model, create, correction, server_context, branch
+            )
+            plan = await self._begin_once(chat_id, req)
+            if isinstance(plan, Recount):
+                model = plan.model
+                continue
+            self._owners.remember(chat_id, user_id, plan.params.model)
+            self._leases.keep(chat_id, plan.turn_id, plan.user_message_id)
+            return plan
+        raise AssertionError(f"chat {chat_id}: model kept changing while counting")
+
+    async def _begin_once(self, chat_id: str, req: TurnRequest) -> TurnPlan | Recount:
+        call = asyncio.ensure_future(self._conversations.begin_turn(chat_id, req))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            # The client left before its turn began (it may be queued behind another one).
+            self._spawn(self._withdraw(chat_id, req.turn_id, call))
+            raise
+
+    async def _withdraw(self, chat_id: str, turn_id: str, call: asyncio.Future[TurnPlan | Recount]) -> None:
+        """Store nothing of a turn whose client left before it began: the actor drops it."""
+        withdraw = partial(self._conversations.withdraw_turn, chat_id, turn_id)
+        try:
+            await _while_store_returns(withdraw)
+            try:
+                begun = isinstance(await call, TurnPlan)
+            except ChatServiceError:
+                return  # refused as withdrawn (or failed): nothing of it is stored
+            if begun:  # it began before the withdraw reached it (on a new activation): undo it
+                await _while_store_returns(withdraw)
+        except ChatServiceError as exc:
+            log.warning("chat %s: could not withdraw turn %s: %s", chat_id, turn_id, exc)
+
+    async def _complete(
+        self, chat_id: str, plan: TurnPlan, reply: str, finish: Finish
+    ) -> tuple[TurnResult, int]:
+        tokens = await self.counter.message(plan.params.model, "assistant", reply)
+        try:
+            result = await _while_store_returns(
+                lambda: self._conversations.complete_turn(
+                    chat_id,
+                    plan.turn_id,
+                    reply,
+                    tokens,
+                    finish.reason,
+                    finish.prompt_tokens or None,
+                    plan.user_message_id,
+                )
+            )
+            return result, tokens
+        except Unavailable:
+            # Give the chat back (nothing more is written) rather than hold it for the lease.
+            self._spawn(self._abort(chat_id, plan, "", "error"))
+            raise
+        finally:
+            self._leases.release(plan.turn_id)
+
+    async def _abort(self, chat_id: str, plan: TurnPlan, partial: str, reason: str) -> None:
+        tokens = await self.counter.message(plan.params.model, "assistant", partial) if partial else 0
+        try:
+            await _while_store_returns(
+                lambda: self._conversations.abort_turn(
+                    chat_id, plan.turn_id, partial, tokens, reason, plan.user_message_id
+                )
+            )
+        except ChatServiceError as exc:
+            # The turn lease frees the chat anyway; the client already has its error.
+            log.warning("chat %s: could not abort turn %s: %s", chat_id, plan.turn_id, exc.code)
+        finally:
+            self._leases.release(plan.turn_id)
+
+    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _unless_cancelled(self, work: Coroutine[Any, Any, T]) -> T:
+        """Await `work`, which runs to its end even if the caller is cancelled meanwhile."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: never "unhandled"
+        return await asyncio.shield(task)
+
+    async def drain(self) -> None:
+        """Wait for background aborts (at shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+async def _while_store_returns(call: Callable[[], Awaitable[T]]) -> T:
+    """Retry a turn's last write while the store is unreachable, for up to STORE_RETRY_SECONDS."""
+    deadline = time.monotonic() + STORE_RETRY_SECONDS
+    delay = 0.25
+    while True:
+        try:
+            return await call()
+        except StaleState:
+            raise
+        except Unavailable:
+            if time.monotonic() + delay > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
