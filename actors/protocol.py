@@ -92,7 +92,8 @@ class TurnPlan:
     answer). `siblings`: the messages beside the turn's new message (same parent) before it was
     added, in order (an edit's earlier versions, a regenerate's earlier answers; the new message
     comes after them); None when not looked up (a new message, a resumed turn, a regenerate of an
-    unanswered message).
+    unanswered message). `seqs`: the stored seq of each of `messages`, in order (a gateway loads
+    what the store keeps beside a message, such as a WhatsApp image's bytes, by it).
     """
 
     turn_id: str
@@ -104,6 +105,7 @@ class TurnPlan:
     evicted: int
     window: WindowInfo
     siblings: tuple[int, ...] | None = None
+    seqs: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

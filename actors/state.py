@@ -160,7 +160,8 @@ class ChatState:
 
     def _plan_for(self, turn_id: str, user_seq: int, *, evicted: int, created: bool) -> TurnPlan:
         assert self.chat is not None
-        prompt = tuple({"role": r.role.value, "content": r.content} for r in self.window_messages())
+        records = self.window_messages()
+        prompt = tuple({"role": r.role.value, "content": r.content} for r in records)
         return TurnPlan(
             turn_id=turn_id,
             chat_id=self.chat_id,
@@ -170,6 +171,7 @@ class ChatState:
             params=self.chat.params,
             evicted=evicted,
             window=self.window_info(),
+            seqs=tuple(r.seq for r in records),
         )
 
     def _check_current(self, turn_id: str, message_id: int) -> None:

@@ -60,7 +60,7 @@ class Extras:
 
     turn_id: str
     tokens: int = 0
-    prompt: Callable[[TurnPlan], TurnPlan] | None = None
+    prompt: Callable[[TurnPlan], Awaitable[TurnPlan]] | None = None
 
 
 class TurnService:
@@ -162,11 +162,11 @@ class TurnService:
             self._spawn(self._abort(chat_id, plan, "", "cancelled"))  # closed at its start
             report.cancelled()
             raise
-        if extras is not None and extras.prompt is not None:
-            plan = extras.prompt(plan)
         parts: list[str] = []
         finish = Finish("stop")
         try:
+            if extras is not None and extras.prompt is not None:
+                plan = await extras.prompt(plan)  # may read the store: a failure aborts the turn
             # aclosing: a consumer that stops early (cancel, disconnect, deadline) closes the LLM
             # stream now, not whenever the garbage collector gets to it.
             async with aclosing(self._answering.stream(chat_id, plan)) as stream:

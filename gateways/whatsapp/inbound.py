@@ -20,7 +20,7 @@ from actors.protocol import TurnPlan
 from gateways.service.events import TurnStarted
 from gateways.service.turns import Extras
 from gateways.whatsapp import metrics, replies
-from gateways.whatsapp.content import CheckedImage, ImageSettings, check_image, parts
+from gateways.whatsapp.content import CheckedImage, ImageSettings, check_image, with_images
 from gateways.whatsapp.fetch import Fetched, MediaFetcher
 from gateways.whatsapp.images import IMAGE_TYPES, sees_images
 from gateways.whatsapp.transcribe import AUDIO_TYPES, Transcriber, check_duration, reply_for
@@ -122,7 +122,7 @@ class MediaAnswers:
             await self._store.add_media([spoken])
             metrics.media("voice", "answered")
 
-        return Prepared(text, Extras(turn_id), started)
+        return Prepared(text, Extras(turn_id, prompt=self.window_images), started)
 
     async def _image(self, media: Sequence[Media], caption: str, model: str) -> Prepared:
         s = self._images
@@ -145,15 +145,20 @@ class MediaAnswers:
             await self._store.add_media(records)
             metrics.media("image", "answered")
 
-        def prompt(plan: TurnPlan) -> TurnPlan:
-            *before, last = plan.messages
-            if last.get("role") != "user" or not records:
-                return plan
-            content: Any = parts(caption.strip(), records, s.detail)
-            return replace(plan, messages=(*before, {**last, "content": content}))
-
         tokens = sum(c.tokens for _, c in got)
-        return Prepared(caption.strip() or NO_CAPTION, Extras(turn_id, tokens, prompt), started)
+        return Prepared(caption.strip() or NO_CAPTION, Extras(turn_id, tokens, self.window_images), started)
+
+    async def window_images(self, plan: TurnPlan) -> TurnPlan:
+        """The plan with each image message of the window as parts (the turn's own stored at its start)."""
+        if not plan.seqs or not sees_images(plan.params.model, self._images.vision):
+            return plan
+        users = [seq for seq, m in zip(plan.seqs, plan.messages, strict=True) if m.get("role") == "user"]
+        media = await self._store.media_for(plan.chat_id, users)
+        if not any(m.kind is MediaKind.IMAGE for found in media.values() for m in found):
+            return plan
+        return replace(
+            plan, messages=tuple(with_images(plan.messages, plan.seqs, media, self._images.detail))
+        )
 
 
 def _record(

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from gateways.service.chats import ChatService
 from gateways.service.events import TurnDelta, TurnStarted
+from gateways.service.turns import Extras
 from gateways.settings import Settings
 from gateways.whatsapp import rules as whatsapp
 from gateways.whatsapp.bursts import Bursts
@@ -118,7 +120,7 @@ class Responder:
         return chat_id, [whatsapp.FAILED_REPLY]
 
     async def _turn(self, sender: str, chat_id: str, text: str, prepared: Prepared | None) -> str:
-        extras = prepared.extras if prepared else None
+        extras = prepared.extras if prepared else self._text_extras()
         parts: list[str] = []
         async for event in self._service.turn(sender, chat_id, text, whatsapp=True, extras=extras):
             if isinstance(event, TurnStarted) and prepared is not None:
@@ -126,6 +128,12 @@ class Responder:
             elif isinstance(event, TurnDelta):
                 parts.append(event.text)
         return "".join(parts)
+
+    def _text_extras(self) -> Extras | None:
+        """A text turn sends the window's earlier images too, when media is served."""
+        if self.served is None:
+            return None
+        return Extras(uuid.uuid4().hex, prompt=self.served.answers.window_images)
 
     async def _media(self, d: Delivery) -> Reply:
         """A media message's answer, or the reply that refuses it."""

@@ -227,6 +227,10 @@ async def test_an_image_is_seen_by_a_vision_model_and_refused_for_another(
         assert question.content == "O que é isto?" and question.tokens > cost  # the window counts it
     finally:
         await store.close()
+    # A later text turn still shows the model the image it asks about, from the media table.
+    assert await answer(twilio_api, client, public, delivery(sender, "E a cor?")) == ["Echo: E a cor?"]
+    sent = [m for m in fake_llm.records[-1].body["messages"] if m["role"] == "user"]
+    assert sent[0]["content"] == content and sent[-1]["content"] == "E a cor?"
 
     blind, public = await make(MODEL="gpt-4o-mini", VISION="off")
     other = f"whatsapp:+5531{random.randrange(10**8, 10**9)}"
