@@ -131,5 +131,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports() -> dict[str, str]:
+    """WEB_SERVER_PORT and GRPC_SERVER_PORT for a served process of a test, never the defaults."""
+    return {"WEB_SERVER_PORT": str(free_port()), "GRPC_SERVER_PORT": str(free_port())}
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent

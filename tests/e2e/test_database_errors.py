@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from store import DatabaseURL
-from tests.conftest import free_port, mysql_required, scratch_database
+from tests.conftest import free_port, free_ports, mysql_required, scratch_database
 from tests.serve_process import ServeProcess, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mysql]
@@ -30,7 +30,7 @@ SECRET = "s3cret-Pa55"  # a password that must never be printed
 
 
 def env_for(url: DatabaseURL) -> dict[str, str]:
-    ports = {"WEB_SERVER_PORT": str(free_port()), "GRPC_SERVER_PORT": str(free_port())}
+    ports = free_ports()
     return {**os.environ, **ports, "DATABASE_URL": url.to_url(), "RAY_USAGE_STATS_ENABLED": "0"}
 
 

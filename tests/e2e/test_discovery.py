@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from store import DatabaseURL
+from tests.conftest import free_ports
 from tests.llm_server import Behaviour, FakeLLM, words_reply
 from tests.serve_process import ServeProcess
 
@@ -44,7 +45,8 @@ def failed_start(env: dict[str, str]) -> tuple[int, str]:
     """Run serve that should refuse to start: its exit code and what it printed."""
     proc = subprocess.run(
         [sys.executable, "-m", "gateways.cli", "serve"],
-        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **env},
+        # Ports of its own: a service on the default ports must not decide how this one fails.
+        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **free_ports(), **env},
         capture_output=True,
         text=True,
         timeout=120,

@@ -26,7 +26,7 @@ from gateways.rpc.gen.chatservice.v1 import chat_service_pb2 as pb
 from gateways.rpc.gen.chatservice.v1 import chat_service_pb2_grpc as pb_grpc
 from gateways.whatsapp import rules as whatsapp
 from store import DatabaseURL
-from tests.conftest import free_port
+from tests.conftest import free_port, free_ports
 from tests.e2e.attack_support import (
     ACCOUNT,
     PUBLIC,
@@ -255,7 +255,12 @@ def unwritable_places(tmp_path: Path) -> list[Path]:
 
 def test_an_sqlite_file_that_cannot_be_opened_is_one_line_at_start_up(tmp_path: Path) -> None:
     for place in unwritable_places(tmp_path):
-        env = {**os.environ, "DATABASE_URL": f"sqlite:///{place}", "RAY_USAGE_STATS_ENABLED": "0"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{place}",
+            "RAY_USAGE_STATS_ENABLED": "0",
+            **free_ports(),
+        }
         env.pop("RAY_ADDRESS", None)
         out = subprocess.run(
             [sys.executable, "-m", "gateways.cli", "serve"],
