@@ -146,7 +146,12 @@ def test_v1_sse_a_hang_up_and_whatsapp_on_the_served_process(
             assert webhook(serve, slow) == (200, [])
             assert twilio_api.wait_for(lambda: len(twilio_api.sent) == before + 1, 60)
             assert twilio_api.sent[-1] == Sent(
-                SID, (SID, TWILIO_TOKEN), sender, "whatsapp:+14155238886", "Brasília."
+                SID,
+                (SID, TWILIO_TOKEN),
+                sender,
+                "whatsapp:+14155238886",
+                "Brasília.",
+                status_callback=f"{PUBLIC}/twilio/whatsapp/status",  # delivery status comes back signed
             )
             status, chats = call(serve, "GET", f"/v1/users/{sender}/chats")
             key = whatsapp.id_key(None, TWILIO_TOKEN)
