@@ -8,7 +8,10 @@ it is the head timeout. The rest is here:
 
 - `Connections` caps open connections: at the cap a new connection closes the oldest one that is
   waiting for a request (a trickler, or an idle keep-alive), so a legitimate request still gets
-  in; only when every connection is busy with a request is the new one turned away (503).
+  in; only when every connection is busy with a request is the new one turned away (503). A
+  connection counts as busy from the end of its request head on, before aiohttp hands the
+  request to a handler: on a loaded machine tricklers reconnecting by the hundred could otherwise
+  push a whole request to the front of the queue and close it unanswered.
 - `read_body` gives the body READ_TIMEOUT_SECONDS after the head (408 and closed beyond).
 - `quiet_accept_errors` logs asyncio's "socket.accept() out of system resource" (which it would
   log with a traceback for every try, thousands of times a second) once per interval, counted.
@@ -67,15 +70,22 @@ class Connections:
         self._waiting[transport] = time.monotonic()
         return True
 
+    def requested(self, transport: asyncio.Transport) -> None:
+        """A whole request head arrived: no longer closed for room (its handler marks it busy)."""
+        if self._waiting.pop(transport, None) is not None:
+            self._busy[transport] = 0
+
     def busy(self, transport: asyncio.Transport) -> None:
         if self._waiting.pop(transport, None) is not None or transport in self._busy:
             self._busy[transport] = self._busy.get(transport, 0) + 1
 
     def done(self, transport: asyncio.Transport) -> None:
-        count = self._busy.pop(transport, 0)
+        count = self._busy.pop(transport, None)
+        if count is None:
+            return
         if count > 1:
             self._busy[transport] = count - 1
-        elif count == 1:
+        else:
             self._waiting[transport] = time.monotonic()  # now the newest waiting connection
 
     def closed(self, transport: asyncio.Transport) -> None:
@@ -93,6 +103,7 @@ class _Capped(asyncio.Protocol):
         self._inner = inner
         self._connections = connections
         self._transport: asyncio.Transport | None = None
+        self._tail = b""  # the last bytes received: a head's end may span two reads
 
     @property
     def _admitted(self) -> bool:
@@ -108,7 +119,11 @@ class _Capped(asyncio.Protocol):
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._admitted:
+        if self._transport is not None:
+            seen = self._tail + data
+            self._tail = seen[-3:]
+            if b"\r\n\r\n" in seen:
+                self._connections.requested(self._transport)
             self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:

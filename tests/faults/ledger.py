@@ -24,6 +24,7 @@ class Sent:
     answer: str | None = None
     error: str | None = None
     detail: str = ""
+    seconds: float = 0.0  # from the request to its answer or error
 
     @property
     def acknowledged(self) -> bool:
@@ -42,6 +43,7 @@ class Verdict:
     half_stored: int = 0
     window_mismatches: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    slowest_acknowledged: float = 0.0
     messages: collections.Counter[str] = field(default_factory=collections.Counter)
     problems: list[str] = field(default_factory=list)
 
@@ -61,6 +63,7 @@ class Verdict:
             "half-stored": self.half_stored,
             "window mismatches": self.window_mismatches,
             "errors by code": errors,
+            "slowest acknowledged turn s": round(self.slowest_acknowledged, 1),
         }
 
 
@@ -96,6 +99,7 @@ class Ledger:
         for turn in self.turns:
             if turn.acknowledged:
                 verdict.acknowledged += 1
+                verdict.slowest_acknowledged = max(verdict.slowest_acknowledged, turn.seconds)
             else:
                 code = turn.error or "unknown"
                 verdict.errors[code] = verdict.errors.get(code, 0) + 1

@@ -54,6 +54,7 @@ class Load:
         assert self._session is not None
         sent = Sent(chat_id, f"{chat_id} #{n} {uuid.uuid4().hex[:8]}")
         url = f"{self._chats_url()}/{chat_id}/messages"
+        started = time.monotonic()
         try:
             async with self._session.post(url, json={"content": sent.content}) as r:
                 body = await r.json(content_type=None)
@@ -65,6 +66,7 @@ class Load:
             sent.error = "client timeout"
         except aiohttp.ClientError:
             sent.error = "connection lost"
+        sent.seconds = time.monotonic() - started
         self.ledger.record(sent)
         return sent
 

@@ -49,6 +49,18 @@ def test_a_connection_that_finished_a_request_waits_again_as_the_newest() -> Non
     assert c.admit(new) and aborted(b) and not aborted(a)
 
 
+def test_a_connection_whose_request_head_arrived_is_not_closed_before_its_handler_runs() -> None:
+    c = Connections(2)
+    a, b, new, newer = transports(4)
+    c.admit(a)
+    c.admit(b)
+    c.requested(a)  # its head is parsed, its handler not yet running: b makes room instead
+    assert c.admit(new) and aborted(b) and not aborted(a)
+    c.busy(a)
+    c.done(a)  # answered: waiting again, as the newest
+    assert c.admit(newer) and aborted(new) and not aborted(a)
+
+
 def test_when_every_connection_is_busy_the_new_one_is_turned_away() -> None:
     c = Connections(2)
     a, b, new = transports(3)
