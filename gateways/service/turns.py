@@ -6,14 +6,13 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from actors.port import Conversations
-from actors.protocol import Edit, NewChat, Recount, Regenerate, TurnPlan, TurnRequest, TurnResult
+from actors.protocol import Edit, NewChat, Recount, Regenerate, TurnPlan, TurnRequest
 from actors.ratelimit import KeyedRateLimit
 from gateways import logs
 from gateways.llm.calibration import Calibration
@@ -22,6 +21,7 @@ from gateways.llm.counting import TokenCounter
 from gateways.service.answering import Answering
 from gateways.service.cache import LRU
 from gateways.service.config import ServiceConfig
+from gateways.service.endings import TurnEndings
 from gateways.service.events import TurnDelta, TurnEvent, TurnStarted
 from gateways.service.ids import check_chat_id, check_new_chat_id, check_user_id, new_chat_id
 from gateways.service.leases import Leases
@@ -36,15 +36,11 @@ from store.errors import (
     InvalidArgument,
     MessageTooLarge,
     ResourceExhausted,
-    StaleState,
-    Unavailable,
 )
 from store.records import ChatParams
 
 T = TypeVar("T")
 log = logging.getLogger("chatservice.service")
-# How long the end of a turn is retried while the store is unreachable, before giving up.
-STORE_RETRY_SECONDS = 10.0
 # Chat openings (a system prompt and parameters, counted once) this gateway remembers.
 OPENINGS_CACHED = 64
 
@@ -82,9 +78,9 @@ class TurnService:
         self._answering = Answering(llm, conversations, Calibration(), self.counter)
         self._owners = Owners(store)
         self._openings: LRU[tuple[str, ChatParams], NewChat] = LRU(OPENINGS_CACHED)
-        self._background: set[asyncio.Task[object]] = set()
         self._user_turns = KeyedRateLimit(config.user_turns_per_minute)
         self._leases = Leases(conversations.renew_turn, config.turn_timeout_seconds)
+        self._endings = TurnEndings(conversations, self.counter, self._leases)
         self.titles = Titles(llm, conversations, store, config.auto_title)
 
     @property
@@ -159,7 +155,7 @@ class TurnService:
         try:
             yield TurnStarted(chat_id, plan.user_message_id, plan.created, plan.evicted, plan.window)
         except BaseException:
-            self._spawn(self._abort(chat_id, plan, "", "cancelled"))  # closed at its start
+            self._endings.spawn(self._endings.abort(chat_id, plan, "", "cancelled"))  # closed at its start
             report.cancelled()
             raise
         parts: list[str] = []
@@ -181,18 +177,18 @@ class TurnService:
                         plan = event  # shrunk for a retry: the server found the prompt too large
         except ChatServiceError as exc:
             # Shielded: counting the part (on the LLM server, perhaps) must not leave the chat held.
-            await self._unless_cancelled(self._abort(chat_id, plan, "".join(parts), "error"))
+            await self._endings.unless_cancelled(self._endings.abort(chat_id, plan, "".join(parts), "error"))
             report.llm_failed(exc)
             raise
         except BaseException:
             # Cancelled or abandoned by the client: free the chat without waiting for it.
-            self._spawn(self._abort(chat_id, plan, "".join(parts), "cancelled"))
+            self._endings.spawn(self._endings.abort(chat_id, plan, "".join(parts), "cancelled"))
             report.cancelled()
             raise
         try:
             # Shielded: a client gone after the last delta still has its answer stored.
-            result, tokens = await self._unless_cancelled(
-                self._complete(chat_id, plan, "".join(parts), finish)
+            result, tokens = await self._endings.unless_cancelled(
+                self._endings.complete(chat_id, plan, "".join(parts), finish)
             )
         except BaseException as exc:
             report.not_stored(exc)
@@ -202,7 +198,7 @@ class TurnService:
             finished.finish_reason, finished.prompt_tokens, finished.completion_tokens, "".join(parts)
         )
         if finished.assistant_message_id is not None:
-            self._spawn(self.titles.after_turn(user_id, chat_id, plan))
+            self._endings.spawn(self.titles.after_turn(user_id, chat_id, plan))
         yield finished
 
     async def answer(
@@ -230,7 +226,7 @@ class TurnService:
         self.check_content(content)
         self._check_user_rate(user_id)
         plan = await self._begin(user_id, chat_id, content, True, uuid.uuid4().hex)
-        await self._unless_cancelled(self._abort(chat_id, plan, "", "held"))
+        await self._endings.unless_cancelled(self._endings.abort(chat_id, plan, "", "held"))
         return plan.user_message_id
 
     def _check_user_rate(self, user_id: str) -> None:
@@ -277,91 +273,9 @@ class TurnService:
             return await asyncio.shield(call)
         except asyncio.CancelledError:
             # The client left before its turn began (it may be queued behind another one).
-            self._spawn(self._withdraw(chat_id, req.turn_id, call))
+            self._endings.spawn(self._endings.withdraw(chat_id, req.turn_id, call))
             raise
-
-    async def _withdraw(self, chat_id: str, turn_id: str, call: asyncio.Future[TurnPlan | Recount]) -> None:
-        """Store nothing of a turn whose client left before it began: the actor drops it."""
-        withdraw = partial(self._conversations.withdraw_turn, chat_id, turn_id)
-        try:
-            await _while_store_returns(withdraw)
-            try:
-                begun = isinstance(await call, TurnPlan)
-            except ChatServiceError:
-                return  # refused as withdrawn (or failed): nothing of it is stored
-            if begun:  # it began before the withdraw reached it (on a new activation): undo it
-                await _while_store_returns(withdraw)
-        except ChatServiceError as exc:
-            log.warning("chat %s: could not withdraw turn %s: %s", chat_id, turn_id, exc)
-
-    async def _complete(
-        self, chat_id: str, plan: TurnPlan, reply: str, finish: Finish
-    ) -> tuple[TurnResult, int]:
-        tokens = await self.counter.message(plan.params.model, "assistant", reply)
-        try:
-            result = await _while_store_returns(
-                lambda: self._conversations.complete_turn(
-                    chat_id,
-                    plan.turn_id,
-                    reply,
-                    tokens,
-                    finish.reason,
-                    finish.prompt_tokens or None,
-                    plan.user_message_id,
-                )
-            )
-            return result, tokens
-        except Unavailable:
-            # Give the chat back (nothing more is written) rather than hold it for the lease.
-            self._spawn(self._abort(chat_id, plan, "", "error"))
-            raise
-        finally:
-            self._leases.release(plan.turn_id)
-
-    async def _abort(self, chat_id: str, plan: TurnPlan, partial: str, reason: str) -> None:
-        tokens = await self.counter.message(plan.params.model, "assistant", partial) if partial else 0
-        try:
-            await _while_store_returns(
-                lambda: self._conversations.abort_turn(
-                    chat_id, plan.turn_id, partial, tokens, reason, plan.user_message_id
-                )
-            )
-        except ChatServiceError as exc:
-            # The turn lease frees the chat anyway; the client already has its error.
-            log.warning("chat %s: could not abort turn %s: %s", chat_id, plan.turn_id, exc.code)
-        finally:
-            self._leases.release(plan.turn_id)
-
-    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
-        task = asyncio.ensure_future(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _unless_cancelled(self, work: Coroutine[Any, Any, T]) -> T:
-        """Await `work`, which runs to its end even if the caller is cancelled meanwhile."""
-        task = asyncio.ensure_future(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: never "unhandled"
-        return await asyncio.shield(task)
 
     async def drain(self) -> None:
         """Wait for background aborts (at shutdown)."""
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
-
-
-async def _while_store_returns(call: Callable[[], Awaitable[T]]) -> T:
-    """Retry a turn's last write while the store is unreachable, for up to STORE_RETRY_SECONDS."""
-    deadline = time.monotonic() + STORE_RETRY_SECONDS
-    delay = 0.25
-    while True:
-        try:
-            return await call()
-        except StaleState:
-            raise
-        except Unavailable:
-            if time.monotonic() + delay > deadline:
-                raise
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 2.0)
+        await self._endings.drain()
