@@ -152,9 +152,7 @@ def broken(chunks: int) -> StreamBroken:
 class OpenAIChat:
     """Any OpenAI-compatible server through AsyncOpenAI; the SDK retries 429/5xx before we see them."""
 
-    def __init__(
-        self, api_key: str, base_url: str | None, timeout: float = 60.0, max_retries: int = 2
-    ) -> None:
+    def __init__(self, api_key: str, base_url: str | None, timeout: float, max_retries: int = 2) -> None:
         self._client = openai.AsyncOpenAI(
             api_key=api_key,
             base_url=base_url,

@@ -192,7 +192,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     V(
         "LLM_TIMEOUT_SECONDS",
-        "an LLM request that sends nothing for this long fails",
+        "an LLM request (a turn, a title, a transcription) that sends nothing for this long fails",
         number(float, 1.0, 3600.0),
         60.0,
     ),
@@ -306,7 +306,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     V(
         "MEDIA_TIMEOUT_SECONDS",
-        "a WhatsApp media fetch (with Twilio's redirect) must end within this",
+        "a request to Twilio (a media fetch with its redirect, a message sent) must end within this",
         number(float, 1.0, 300.0),
         15.0,
     ),

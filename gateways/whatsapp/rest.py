@@ -69,9 +69,7 @@ def _failed(exc: Exception, what: str) -> SendFailed:
 class TwilioRest:
     """One per gateway process: the SDK client over a pooled aiohttp session (made inside the loop)."""
 
-    def __init__(
-        self, account_sid: str, auth_token: str, api_base_url: str | None, timeout: float = 15.0
-    ) -> None:
+    def __init__(self, account_sid: str, auth_token: str, api_base_url: str | None, timeout: float) -> None:
         self._http = _RebasedHttpClient(api_base_url, timeout)
         self._client = Client(account_sid, auth_token, http_client=self._http)
 

@@ -37,11 +37,13 @@ class Served:
         account, token = s.twilio_account_sid, s.twilio_auth_token
         if not log.isEnabledFor(logging.DEBUG):  # the SDK logs every request header at INFO
             logging.getLogger("chatservice.whatsapp.rest").setLevel(logging.WARNING)
-        self.rest = TwilioRest(account, token, s.twilio_api_base_url)
+        self.rest = TwilioRest(account, token, s.twilio_api_base_url, s.media_timeout_seconds)
         fetcher = MediaFetcher(s.twilio_api_base_url, account, token, timeout_seconds=s.media_timeout_seconds)
         transcriber: Transcriber = OfflineTranscriber()
         if s.openai_api_key:
-            transcriber = OpenAITranscriber(s.openai_api_key, s.openai_base_url, s.transcribe_model)
+            transcriber = OpenAITranscriber(
+                s.openai_api_key, s.openai_base_url, s.transcribe_model, s.llm_timeout_seconds
+            )
         images = ImageSettings(s.vision, s.image_detail, s.image_tokens, s.image_max_bytes)
         self.answers = MediaAnswers(
             store, fetcher, transcriber, images, s.audio_max_bytes, s.voice_max_seconds

@@ -87,7 +87,7 @@ class OpenAITranscriber:
     """Any OpenAI-compatible audio API through AsyncOpenAI (it retries 429/5xx before we see them)."""
 
     def __init__(
-        self, api_key: str, base_url: str | None, model: str, timeout: float = 60.0, max_retries: int = 2
+        self, api_key: str, base_url: str | None, model: str, timeout: float, max_retries: int = 2
     ) -> None:
         self._model = model
         self._client = openai.AsyncOpenAI(

@@ -57,7 +57,7 @@ async def status_url(media: MediaStore) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def rest(twilio_api: FakeTwilio) -> AsyncIterator[TwilioRest]:
-    r = TwilioRest(ACCOUNT, AUTH, twilio_api.base_url)
+    r = TwilioRest(ACCOUNT, AUTH, twilio_api.base_url, timeout=15.0)
     yield r
     await r.close()
 
