@@ -8,7 +8,7 @@ erasures stored) and sent once more; only then does the client get the error, na
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 
 from actors.port import Conversations
@@ -22,6 +22,7 @@ from store.errors import ContextOverflow, StreamBroken
 
 log = logging.getLogger("chatservice.turn")
 Answer = Delta | Finish | TurnPlan
+Rewrite = Callable[[TurnPlan], Awaitable[TurnPlan]]  # the plan as the LLM is sent it (images added)
 
 
 class Answering:
@@ -35,13 +36,19 @@ class Answering:
         self.calibration = calibration
         self._counter = counter
 
-    async def stream(self, chat_id: str, plan: TurnPlan) -> AsyncGenerator[Answer, None]:
-        """Deltas, then a Finish; a new TurnPlan in between if the prompt was shrunk for a retry."""
+    async def stream(
+        self, chat_id: str, plan: TurnPlan, rewrite: Rewrite | None = None
+    ) -> AsyncGenerator[Answer, None]:
+        """Deltas, then a Finish; a new TurnPlan in between if the prompt was shrunk for a retry.
+
+        `rewrite` turns each plan, the shrunk one too, into the request sent (it may read the store).
+        """
         unexplained: TurnPlan | None = None  # a prompt refused with no numbers (an empty answer)
         for attempt in (1, 2):
             text = False
             try:
-                async with aclosing(self._llm.stream(plan)) as events:
+                sent = await rewrite(plan) if rewrite is not None else plan
+                async with aclosing(self._llm.stream(sent)) as events:
                     async for event in events:
                         if isinstance(event, Finish):
                             self._learn(chat_id, plan, event, unexplained)

@@ -51,7 +51,7 @@ class Extras:
 
     `turn_id`: the turn's id, chosen first so that media rows can name it before the turn begins;
     `tokens`: counted on top of the text (its images); `prompt`: the plan as sent to the LLM
-    (its images as content parts). A prompt shrunk for a retry is sent without the rewrite.
+    (its images as content parts), applied to a prompt shrunk for a retry as well.
     """
 
     turn_id: str
@@ -161,11 +161,10 @@ class TurnService:
         parts: list[str] = []
         finish = Finish("stop")
         try:
-            if extras is not None and extras.prompt is not None:
-                plan = await extras.prompt(plan)  # may read the store: a failure aborts the turn
+            rewrite = extras.prompt if extras is not None else None  # a failure aborts the turn
             # aclosing: a consumer that stops early (cancel, disconnect, deadline) closes the LLM
             # stream now, not whenever the garbage collector gets to it.
-            async with aclosing(self._answering.stream(chat_id, plan)) as stream:
+            async with aclosing(self._answering.stream(chat_id, plan, rewrite)) as stream:
                 async for event in stream:
                     if isinstance(event, Delta):
                         report.token()

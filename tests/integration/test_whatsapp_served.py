@@ -9,6 +9,7 @@ artifacts/whatsapp/voice-note-exchange.txt.
 from __future__ import annotations
 
 import asyncio
+import collections
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -32,7 +33,7 @@ from tests.conftest import free_port, repo_root
 from tests.http_support import base_env
 from tests.integration.test_twilio_webhook import delivery
 from tests.integration.test_twilio_webhook import replies as replies_of
-from tests.llm_server import FakeLLM
+from tests.llm_server import Behaviour, FakeLLM
 from tests.media_files import image, voice_note
 from tests.twilio_api import FakeTwilio
 from tests.twilio_media import post_callback, status_form
@@ -240,6 +241,25 @@ async def test_an_image_is_seen_by_a_vision_model_and_refused_for_another(
     assert await answer(twilio_api, blind, public, form) == [replies.CANNOT_SEE_IMAGES]
     assert len(twilio_api.media.requests) == fetched  # not even fetched
     assert (await stored(db_url, other))[0] == ""  # nothing stored
+
+
+async def test_a_prompt_shrunk_for_a_retry_still_shows_the_image(
+    make: Make, twilio_api: FakeTwilio, fake_llm: FakeLLM, sender: str
+) -> None:
+    client, public = await make(MODEL="gpt-4o-mini")
+    for text in ("primeira pergunta", "segunda pergunta"):  # a history the shrink can evict
+        assert await answer(twilio_api, client, public, delivery(sender, text)) == [f"Echo: {text}"]
+    photo = image("png", 512, 512)
+    form = media_form(sender, "", "image/png", body="O que é isto?")
+    form["MediaUrl0"] = twilio_api.add_media(SID, "image/png", photo, message=form["MessageSid"])
+    fake_llm.behaviour = Behaviour(failures=collections.deque(["overflow:0"]))  # refused as too large
+    assert await answer(twilio_api, client, public, form) == ["Echo: O que é isto?"]
+    refused, retry = fake_llm.records[-2:]
+    assert refused.fate == "overflow:0" and retry.finished
+    assert len(retry.body["messages"]) < len(refused.body["messages"])  # older messages evicted
+    content = retry.body["messages"][-1]["content"]
+    assert content[0] == {"type": "text", "text": "O que é isto?"}
+    assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
 
 
 async def test_a_burst_of_three_is_one_turn_and_one_answer(
