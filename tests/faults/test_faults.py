@@ -78,6 +78,11 @@ async def kill_randomly(namespace: str, stop: asyncio.Event, every: float, full:
     each killed every second or two, faster than a loaded node can start an actor at all. The
     pause has no cap for the same reason: a cap of 5 s killed the last chat still talking three
     times as often as the others, and on a loaded CI machine one turn failed after 60 s of that.
+
+    The overall rate stays below what one node can restart: Ray starts at most as many worker
+    processes at once as the node has CPUs (two here), each a second or more of a loaded core. At
+    four kills a second, deaths outran starts, the queue of pending activations grew, and on CI one
+    chat in sixty still had no live actor after the 60 s a client waits.
     """
     kills = 0
     rng = random.Random(7)
@@ -105,7 +110,7 @@ async def test_1_random_kills_of_conversation_actors(
     with ServeProcess(env) as serve:
         async with Load(serve.url, TOKEN, "kills", ledger) as load:
             stop = asyncio.Event()
-            killer = asyncio.create_task(kill_randomly(env["RAY_NAMESPACE"], stop, every=0.25, full=60))
+            killer = asyncio.create_task(kill_randomly(env["RAY_NAMESPACE"], stop, every=1.0, full=60))
             acks = await load.run(ids, acks=9, within=600, concurrency=60)
             stop.set()
             kills = await killer
@@ -215,25 +220,33 @@ async def sample(probe: Callable[[], int], every: float, samples: list[int], sto
         await asyncio.sleep(every)
 
 
-@pytest.mark.timeout(2400)  # 1,100 activations: each one a new Ray worker process
+class AboveCap(AssertionError):
+    """Ray's registry listed more conversation actors than the cap."""
+
+
+CHATS, CAP = 300, 20  # each activation a Ray worker process start: 1,000 chats took 11 min of CI
+
+
+@pytest.mark.timeout(1200)
 @pytest.mark.xfail(
-    reason="open defect: after the Conversations port landed, one CI run saw 21 live actors against "
-    "the cap of 20 (every turn acknowledged), and one quiet run failed before concluding; not yet "
-    "diagnosed",
+    raises=AboveCap,
+    reason="open: one CI run saw 21 names in Ray's registry against the cap of 20 (every turn "
+    "acknowledged), not seen since; the sample now also records how many of the names still "
+    "resolve to an actor, to tell a killed actor's name lingering in the listing from a real 21st",
     strict=False,
 )
-async def test_4_a_thousand_chats_through_twenty_live_actors(
+async def test_4_many_chats_through_twenty_live_actors(
     ray_session: str, fault_db: PrivateMariaDB, fault_llm: FakeLLM
 ) -> None:
     # A database user of its own, so this deployment's connections can be told from the others'.
     fault_db.sql("CREATE USER IF NOT EXISTS 'many'@'%' IDENTIFIED BY 'many'")
     fault_db.sql("GRANT ALL PRIVILEGES ON chatservice.* TO 'many'@'%'")
-    env = serve_env(ray_session, fault_db, fault_llm, MAX_LIVE_CHATS="20", ACTIVATION_WAIT_SECONDS="60")
+    env = serve_env(ray_session, fault_db, fault_llm, MAX_LIVE_CHATS=str(CAP), ACTIVATION_WAIT_SECONDS="60")
     env["DATABASE_URL"] = f"mysql://many:many@127.0.0.1:{fault_db.port}/chatservice"
     namespace = env["RAY_NAMESPACE"]
     processes = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'many'"
-    ids, ledger = chats("many", 1000), Ledger()
-    revisits = random.Random(4).sample(ids, 100)
+    ids, ledger = chats("many", CHATS), Ledger()
+    revisits = random.Random(4).sample(ids, CHATS // 10)
     samples: list[int] = []
     above: list[tuple[int, int]] = []
     connections: list[int] = []
@@ -241,24 +254,29 @@ async def test_4_a_thousand_chats_through_twenty_live_actors(
         async with Load(serve.url, TOKEN, "many", ledger) as load:
             stop = asyncio.Event()
             monitors = [
-                asyncio.create_task(sample(lambda: counted_live(namespace, 20, above), 0.1, samples, stop)),
+                asyncio.create_task(sample(lambda: counted_live(namespace, CAP, above), 0.1, samples, stop)),
                 asyncio.create_task(sample(lambda: int(fault_db.sql(processes)), 1.0, connections, stop)),
             ]
-            first = await load.run(ids, acks=1, within=2000, concurrency=24)
+            first = await load.run(ids, acks=1, within=900, concurrency=24)
             again = await load.run(revisits, acks=1, within=300, concurrency=24)
             stop.set()
             await asyncio.gather(*monitors)
         await conclude(
-            "4. 1,000 chats, MAX_LIVE_CHATS=20",
+            f"4. {CHATS:,} chats, MAX_LIVE_CHATS={CAP}",
             ledger,
             fault_db,
             env["RAY_NAMESPACE"],
-            **{"most live actors seen": max(samples), "most database connections": max(connections)},
+            **{
+                "most live actors seen": max(samples),
+                "above the cap (listed/resolving)": ", ".join(f"{a}/{b}" for a, b in above) or "never",
+                "most database connections": max(connections),
+            },
         )
-    assert first == [1] * 1000 and again == [1] * 100
-    assert max(samples) <= 20, f"live actors went above the cap: {max(samples)}; (listed, resolving): {above}"
+    assert first == [1] * CHATS and again == [1] * len(revisits)
     # One connection per live actor, and the gateway's pool (DB_POOL_SIZE 4).
-    assert max(connections) <= 20 + 4, f"database connections: {max(connections)}"
+    assert max(connections) <= CAP + 4, f"database connections: {max(connections)}"
+    if max(samples) > CAP:
+        raise AboveCap(f"live actors listed above the cap: {max(samples)}; (listed, resolving): {above}")
 
 
 def llm_weather(started: float) -> Callable[[], int | str | None]:
