@@ -164,6 +164,28 @@ async def test_a_voice_note_is_heard_answered_late_in_order_and_its_delivery_rec
     write_transcript(twilio_api, fake_llm, form, SAID)
 
 
+async def test_a_voice_note_no_one_can_transcribe_gets_a_reply_that_says_so_and_nothing_is_stored(
+    make: Make, twilio_api: FakeTwilio, fake_llm: FakeLLM, db_url: DatabaseURL, sender: str
+) -> None:
+    offline, public = await make(OPENAI_API_KEY="")  # the offline responder, and no transcription
+    form = media_form(sender, "", "audio/ogg")
+    form["MediaUrl0"] = twilio_api.add_media(
+        SID, "audio/ogg", voice_note(2.0, SAID), message=form["MessageSid"]
+    )
+    assert await answer(twilio_api, offline, public, form) == [replies.CANNOT_TRANSCRIBE]
+    assert fake_llm.transcriptions == [] and (await stored(db_url, sender))[0] == ""
+
+    failing, public = await make()
+    fake_llm.behaviour = Behaviour(transcription_failures=collections.deque([500] * 3))  # and 2 retries
+    form = media_form(sender, "", "audio/ogg")
+    form["MediaUrl0"] = twilio_api.add_media(
+        SID, "audio/ogg", voice_note(2.0, SAID), message=form["MessageSid"]
+    )
+    assert await answer(twilio_api, failing, public, form) == [replies.TRANSCRIBE_FAILED]
+    assert not fake_llm.behaviour.transcription_failures and fake_llm.records == []
+    assert (await stored(db_url, sender))[0] == ""  # no turn: the sender is asked to send it again
+
+
 async def test_status_callbacks_are_signed_and_never_move_backwards(
     make: Make, twilio_api: FakeTwilio, db_url: DatabaseURL, sender: str
 ) -> None:
@@ -281,6 +303,34 @@ async def test_a_burst_of_three_is_one_turn_and_one_answer(
         assert [m.content for m in messages] == [*said, answer]  # every message, in order, one answer
         [part] = await media.outbound_of(chat_id)
         assert (part.reply_to, part.status) == (forms[-1]["MessageSid"], DeliveryStatus.READ)
+    finally:
+        await store.close()
+
+
+async def test_a_photo_inside_a_burst_is_answered_alone_between_the_text_around_it(
+    make: Make, twilio_api: FakeTwilio, fake_llm: FakeLLM, db_url: DatabaseURL, sender: str
+) -> None:
+    client, public = await make(MODEL="gpt-4o-mini", WHATSAPP_DEBOUNCE_MS="400")
+    photo = form = media_form(sender, "", "image/png", body="e isto?")
+    form["MediaUrl0"] = twilio_api.add_media(
+        SID, "image/png", image("png", 256, 256), message=form["MessageSid"]
+    )
+    burst = [delivery(sender, "oi"), delivery(sender, "uma pergunta"), photo, delivery(sender, "e agora?")]
+    for form in burst:
+        assert await post(client, public, form) == (200, [])
+    await until(twilio_api, lambda: len(twilio_api.sent) == 3)
+    assert [s.body for s in twilio_api.sent] == ["Echo: uma pergunta", "Echo: e isto?", "Echo: e agora?"]
+    asked = [r.body["messages"][-1]["content"] for r in fake_llm.records]
+    assert asked[0] == "uma pergunta" and asked[2] == "e agora?"
+    assert [p["type"] for p in asked[1]] == ["text", "image_url"]  # the photo, with its caption
+    chat_id, messages, media, store = await stored(db_url, sender)
+    try:
+        assert [m.content for m in messages] == [
+            "oi", "uma pergunta", "Echo: uma pergunta", "e isto?", "Echo: e isto?", "e agora?", "Echo: e agora?",
+        ]  # fmt: skip
+        assert [r.reply_to for r in await media.outbound_of(chat_id)] == [
+            burst[1]["MessageSid"], photo["MessageSid"], burst[3]["MessageSid"],
+        ]  # fmt: skip
     finally:
         await store.close()
 
