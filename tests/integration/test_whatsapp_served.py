@@ -311,9 +311,9 @@ async def test_a_photo_inside_a_burst_is_answered_alone_between_the_text_around_
     make: Make, twilio_api: FakeTwilio, fake_llm: FakeLLM, db_url: DatabaseURL, sender: str
 ) -> None:
     client, public = await make(MODEL="gpt-4o-mini", WHATSAPP_DEBOUNCE_MS="400")
-    photo = form = media_form(sender, "", "image/png", body="e isto?")
-    form["MediaUrl0"] = twilio_api.add_media(
-        SID, "image/png", image("png", 256, 256), message=form["MessageSid"]
+    photo = media_form(sender, "", "image/png", body="e isto?")
+    photo["MediaUrl0"] = twilio_api.add_media(
+        SID, "image/png", image("png", 256, 256), message=photo["MessageSid"]
     )
     burst = [delivery(sender, "oi"), delivery(sender, "uma pergunta"), photo, delivery(sender, "e agora?")]
     for form in burst:
