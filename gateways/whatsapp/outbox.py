@@ -1,11 +1,12 @@
 """Answers out through the REST API: in order, within WhatsApp's 24-hour window, with typing shown.
 
 An answer's parts are sent one at a time, each recorded with its SID; with a status callback
-configured the next part waits (up to ORDER_WAIT_SECONDS) until Twilio says the previous one was
-sent, so a long answer arrives in order. A part that fails stops the answer: the rest are recorded
-as withheld. An answer due more than 24 hours after the sender's last message is not sent as free
-text (Twilio would fail it with 63016): it is sent as WHATSAPP_TEMPLATE_SID, the answer's opening
-as its variable {{1}}, or, without a template, recorded as withheld and counted.
+configured the next part waits (up to `order_wait_seconds`) until Twilio says the previous one
+was sent, so a long answer arrives in order (the last part waits for nothing). A part that fails
+stops the answer: the rest are recorded as withheld. An answer due more than 24 hours after the
+sender's last message is not sent as free text (Twilio would fail it with 63016): it is sent as
+WHATSAPP_TEMPLATE_SID, the answer's opening as its variable {{1}}, or, without a template,
+recorded as withheld and counted.
 """
 
 from __future__ import annotations
@@ -81,16 +82,23 @@ class Outbox:
             return await self._window_closed(answer)
         done: list[OutboundRecord] = []
         for i, text in enumerate(answer.parts):
-            record = await self._send(answer, i, OutboundKind.TEXT, text)
-            done.append(record)
-            if record.status in FAILURES:
-                log.error(
-                    "WhatsApp answer in chat %s stopped at part %d of %d: %s (error %s)",
-                    answer.chat_id, i + 1, len(answer.parts), record.status, record.error_code,
-                )  # fmt: skip
-                done += await self._withhold(answer, range(i + 1, len(answer.parts)))
-                break
+            if done and self._settings.status_callback is not None:
+                # Only a next part waits for its predecessor: the last one's status arrives alone.
+                done[-1] = await self._until_sent(done[-1])
+                if done[-1].status in FAILURES:
+                    return done + await self._stopped(answer, i - 1, done[-1])
+            done.append(await self._send(answer, i, OutboundKind.TEXT, text))
+            if done[-1].status in FAILURES:
+                return done + await self._stopped(answer, i, done[-1])
         return done
+
+    async def _stopped(self, answer: Answer, part: int, record: OutboundRecord) -> list[OutboundRecord]:
+        """The part failed: the rest of the answer is withheld."""
+        log.error(
+            "WhatsApp answer in chat %s stopped at part %d of %d: %s (error %s)",
+            answer.chat_id, part + 1, len(answer.parts), record.status, record.error_code,
+        )  # fmt: skip
+        return await self._withhold(answer, range(part + 1, len(answer.parts)))
 
     async def _window_closed(self, answer: Answer) -> list[OutboundRecord]:
         template = self._settings.template_sid
@@ -126,15 +134,12 @@ class Outbox:
             return await self._store.record_sent(local)
         known = {s.value for s in DeliveryStatus}
         status = DeliveryStatus(sent.status) if sent.status in known else DeliveryStatus.QUEUED
-        record = await self._store.record_sent(
+        return await self._store.record_sent(
             OutboundRecord(sent.sid, answer.chat_id, answer.reply_to, part, kind, status)
         )
-        if callback is None:
-            return record
-        return await self._until_sent(record)
 
     async def _until_sent(self, record: OutboundRecord) -> OutboundRecord:
-        """Wait until Twilio reports the part sent (or final), at most ORDER_WAIT_SECONDS."""
+        """Wait until Twilio reports the part sent (or final), at most `order_wait_seconds`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.order_wait_seconds
         while not _on_its_way(record.status) and loop.time() < deadline:
