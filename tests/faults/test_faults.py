@@ -16,7 +16,6 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable
-from contextlib import suppress
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ import ray
 from store import open_store
 from tests.faults import report
 from tests.faults.conftest import TOKEN, serve_env
+from tests.faults.killer import kill_randomly
 from tests.faults.ledger import Ledger, Verdict, compare_windows, live_actor_names
 from tests.faults.load import Load
 from tests.faults.mariadb import PrivateMariaDB
@@ -69,38 +69,6 @@ def status(url: str) -> int:
         return 0
 
 
-async def kill_randomly(namespace: str, stop: asyncio.Event, every: float, full: int) -> int:
-    """ray.kill a random live conversation actor of the deployment every `every` seconds while
-    `full` of them are live, and proportionally less often when fewer are.
-
-    Each live actor thus keeps the same chance of dying per second. A fixed overall rate would
-    pour every kill onto the last few chats still talking (on a busy machine, seven of sixty),
-    each killed every second or two, faster than a loaded node can start an actor at all. The
-    pause has no cap for the same reason: a cap of 5 s killed the last chat still talking three
-    times as often as the others, and on a loaded CI machine one turn failed after 60 s of that.
-
-    The overall rate stays below what one node can restart: Ray starts at most as many worker
-    processes at once as the node has CPUs (two here), each a second or more of a loaded core. At
-    four kills a second, deaths outran starts, the queue of pending activations grew, and on CI one
-    chat in sixty still had no live actor after the 60 s a client waits.
-    """
-    kills = 0
-    rng = random.Random(7)
-    while not stop.is_set():
-        names = await asyncio.to_thread(live_actor_names, namespace)
-        with suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every * full / max(len(names), 1))
-        if not names or stop.is_set():
-            continue
-        try:
-            actor = await asyncio.to_thread(ray.get_actor, rng.choice(names), namespace)
-        except ValueError:
-            continue
-        ray.kill(actor, no_restart=True)
-        kills += 1
-    return kills
-
-
 async def test_1_random_kills_of_conversation_actors(
     ray_session: str, fault_db: PrivateMariaDB, fault_llm: FakeLLM
 ) -> None:
@@ -110,7 +78,7 @@ async def test_1_random_kills_of_conversation_actors(
     with ServeProcess(env) as serve:
         async with Load(serve.url, TOKEN, "kills", ledger) as load:
             stop = asyncio.Event()
-            killer = asyncio.create_task(kill_randomly(env["RAY_NAMESPACE"], stop, every=1.0, full=60))
+            killer = asyncio.create_task(kill_randomly(env["RAY_NAMESPACE"], stop, every=0.25, full=60))
             acks = await load.run(ids, acks=9, within=600, concurrency=60)
             stop.set()
             kills = await killer
@@ -118,7 +86,7 @@ async def test_1_random_kills_of_conversation_actors(
             "1. ray.kill of random actors", ledger, fault_db, env["RAY_NAMESPACE"], **{"actors killed": kills}
         )
     assert acks == [9] * 60 and verdict.acknowledged == 540
-    assert kills >= 20
+    assert kills >= 10  # how many depends on how fast this node restarts actors (killer.py)
     # A dead actor is re-activated within ACTIVATION_WAIT_SECONDS: clients see latency, not errors.
     assert verdict.errors == {} and verdict.sent == 540, verdict.messages.most_common(5)
 
