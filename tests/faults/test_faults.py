@@ -182,9 +182,16 @@ def resolves(name: str, namespace: str) -> bool:
 
 
 async def sample(probe: Callable[[], int], every: float, samples: list[int], stop: asyncio.Event) -> None:
-    """Run the blocking `probe` every `every` seconds until `stop`, keeping what it counted."""
+    """Run the blocking `probe` every `every` seconds until `stop`, keeping what it counted.
+
+    A probe that fails (Ray's registry or MariaDB slow to answer on a loaded machine) is skipped
+    and said: the samples measure the system, they are not the system under test.
+    """
     while not stop.is_set():
-        samples.append(await asyncio.to_thread(probe))
+        try:
+            samples.append(await asyncio.to_thread(probe))
+        except Exception as exc:  # any failure of a measurement
+            print(f"a sample failed: {type(exc).__name__}: {exc}")
         await asyncio.sleep(every)
 
 
