@@ -44,9 +44,12 @@ async def recovered(killed: Killed, namespace: str) -> bool:
     return bool(done)
 
 
-async def kill_randomly(namespace: str, stop: asyncio.Event, every: float, full: int) -> int:
+async def kill_randomly(
+    namespace: str, stop: asyncio.Event, every: float, full: int, killed: list[str]
+) -> None:
     """ray.kill random live conversation actors of the deployment: one every `every` seconds
-    while `full` of them are live, proportionally fewer while fewer are; returns the kills.
+    while `full` of them are live, proportionally fewer while fewer are; each killed actor's
+    name is appended to `killed` as it dies.
 
     Each live actor keeps the same chance of dying per second, to the last chat still talking: at
     each tick one is killed with probability (live actors) x tick / (every x full). A fixed overall
@@ -59,7 +62,6 @@ async def kill_randomly(namespace: str, stop: asyncio.Event, every: float, full:
     60 s a client waits. The scenario is about actors that die, not about a node that cannot
     start them as fast as they are killed: the rate adapts to how fast this node restarts them.
     """
-    kills = 0
     rng = random.Random(7)
     per_actor = TICK / (every * full)
     pending: list[Killed] = []
@@ -79,5 +81,4 @@ async def kill_randomly(namespace: str, stop: asyncio.Event, every: float, full:
             continue
         ray.kill(actor, no_restart=True)
         pending.append(Killed(name, actor_id(actor), time.monotonic() + GIVE_UP))
-        kills += 1
-    return kills
+        killed.append(name)
