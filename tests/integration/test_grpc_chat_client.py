@@ -51,6 +51,13 @@ class Terminal:
         return self.proc.returncode if self.proc.returncode is not None else -1
 
 
+def default_sigint() -> None:
+    """In the child: Ctrl-C as a user's terminal delivers it, even when pytest itself was started
+    in the background by a shell without job control (which starts it with SIGINT ignored, and
+    an ignored signal stays ignored across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 async def terminal() -> AsyncIterator[object]:
     started: list[Terminal] = []
@@ -63,7 +70,7 @@ async def terminal() -> AsyncIterator[object]:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gateways.cli", "chat", *args,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            env=env, cwd=repo_root(),
+            env=env, cwd=repo_root(), preexec_fn=default_sigint,
         )  # fmt: skip
         started.append(Terminal(proc))
         return started[-1]
