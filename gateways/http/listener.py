@@ -70,6 +70,9 @@ class Connections:
         self._waiting[transport] = time.monotonic()
         return True
 
+    def waiting(self, transport: asyncio.Transport) -> bool:
+        return transport in self._waiting
+
     def requested(self, transport: asyncio.Transport) -> None:
         """A whole request head arrived: no longer closed for room (its handler marks it busy)."""
         if self._waiting.pop(transport, None) is not None:
@@ -120,10 +123,13 @@ class _Capped(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._transport is not None:
-            seen = self._tail + data
-            self._tail = seen[-3:]
-            if b"\r\n\r\n" in seen:
-                self._connections.requested(self._transport)
+            # Only a waiting connection is looked at: a request's body is never searched or copied.
+            if self._connections.waiting(self._transport):
+                seen = self._tail + data
+                self._tail = seen[-3:]
+                if b"\r\n\r\n" in seen:
+                    self._tail = b""
+                    self._connections.requested(self._transport)
             self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
