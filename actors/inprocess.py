@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from actors import metrics
 from actors.conversation import Conversation
+from actors.measured_store import MeasuredStore
 from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
 from store.base import ChatStore
 from store.errors import ChatServiceError, Unavailable
@@ -28,16 +31,22 @@ class LocalConfig:
     turns_per_minute: int = 0
     evict_to: float = 1.0
     loaded: int = 10_000  # idle conversations beyond this are dropped, least recently used first
+    measured: bool = False  # store timings, failures and activations as metrics, each with its chat id
 
 
 class _Loaded:
     """A conversation and the calls it is serving (one with calls or a turn is never dropped)."""
 
-    __slots__ = ("calls", "conversation")
+    __slots__ = ("calls", "conversation", "used")
 
     def __init__(self, conversation: Conversation) -> None:
         self.conversation = conversation
         self.calls = 0
+        self.used = time.monotonic()
+
+    @property
+    def idle(self) -> bool:
+        return not self.calls and not self.conversation.busy
 
 
 class LocalConversations:
@@ -59,20 +68,41 @@ class LocalConversations:
         loaded = self._loaded.get(chat_id)
         if loaded is None:
             c = self._config
+            store = MeasuredStore(self._store, chat_id) if c.measured else self._store
             conversation = Conversation(
-                chat_id, self._store, c.turn_timeout, c.turns_per_minute, evict_to=c.evict_to
+                chat_id,
+                store,
+                c.turn_timeout,
+                c.turns_per_minute,
+                on_activated=metrics.activated if c.measured else lambda seconds: None,
+                evict_to=c.evict_to,
             )
             loaded = self._loaded[chat_id] = _Loaded(conversation)
         self._loaded.move_to_end(chat_id)
+        loaded.used = time.monotonic()
         return loaded
 
     def _trim(self) -> None:
         excess = len(self._loaded) - self._config.loaded
         if excess <= 0:
             return
-        idle = (k for k, v in self._loaded.items() if not v.calls and not v.conversation.busy)
-        for chat_id in list(itertools.islice(idle, excess)):
+        idle = list(itertools.islice((k for k, v in self._loaded.items() if v.idle), excess))
+        for chat_id in idle:
             del self._loaded[chat_id]
+        if idle and self._config.measured:
+            metrics.passivated("room", len(idle))
+
+    def drop_idle(self, seconds: float) -> int:
+        """Drop the conversations idle for `seconds` or more (their chats live on in the store)."""
+        since = time.monotonic() - seconds
+        idle = [k for k, v in self._loaded.items() if v.idle and v.used <= since]
+        for chat_id in idle:
+            del self._loaded[chat_id]
+        return len(idle)
+
+    def holds(self, chat_id: str) -> bool:
+        """Whether the chat's conversation is loaded here."""
+        return chat_id in self._loaded
 
     async def _run(self, chat_id: str, call: Callable[[Conversation], Awaitable[T]]) -> T:
         loaded = self._get(chat_id)
@@ -89,6 +119,7 @@ class LocalConversations:
                 raise Unavailable("the conversation failed unexpectedly; retry") from exc
             finally:
                 loaded.calls -= 1
+                loaded.used = time.monotonic()
                 self._trim()
 
         task: asyncio.Task[T] = asyncio.ensure_future(served())

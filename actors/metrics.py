@@ -24,6 +24,7 @@ class _Metrics:
     store_write_seconds: Histogram
     store_errors: Counter
     live: Gauge
+    host_live: Gauge
 
 
 @cache
@@ -51,6 +52,11 @@ def _metrics() -> _Metrics:
             ("op", "kind"),
         ),
         live=Gauge("chatservice_live_conversations", "Conversation actors alive in the cluster."),
+        host_live=Gauge(
+            "chatservice_host_live_conversations",
+            "Conversations live in each host (hosted placement).",
+            ("host",),
+        ),
     )
 
 
@@ -60,9 +66,9 @@ def activated(seconds: float) -> None:
     m.activation_seconds.observe(seconds)
 
 
-def passivated(reason: str) -> None:
+def passivated(reason: str, count: int = 1) -> None:
     """reason: idle (CHAT_IDLE_SECONDS passed), or whatever the caller evicts for."""
-    _metrics().passivations.inc(tags={"reason": reason})
+    _metrics().passivations.inc(count, tags={"reason": reason})
 
 
 def store_write(op: str, seconds: float) -> None:
@@ -76,3 +82,8 @@ def store_error(op: str, kind: str) -> None:
 def set_live_conversations(count: int) -> None:
     """The number of live conversation actors (set by whoever keeps that count)."""
     _metrics().live.set(count)
+
+
+def set_host_live(host: int, count: int) -> None:
+    """The number of conversations live in one host (hosted placement)."""
+    _metrics().host_live.set(count, tags={"host": str(host)})

@@ -5,37 +5,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import random
 import time
 from collections import OrderedDict
 from typing import Any, cast
 
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayTaskError
 
 from actors.actor import ActorConfig
 from actors.directory import ChatDirectory, DirectoryConfig, actor_id
-from actors.protocol import NewChat, Recount, TurnPlan, TurnRequest, TurnResult, WindowInfo
-from store.errors import ChatServiceError, Passivating, Unavailable
-from store.records import ChatRecord, MessageRecord
+from actors.remote import Gone, RemoteConversations, backoff, unwrap
+from store.errors import Unavailable
 
 log = logging.getLogger("chatservice.router")
 TOUCH_SECONDS = 1.0  # how often use is reported to the directory, in one batch
-FIRST_RETRY_SECONDS = 0.05  # the pause before the first retry; it doubles up to MAX_RETRY_SECONDS
-MAX_RETRY_SECONDS = 1.0
 STARTING_NOTICE_SECONDS = 2.0
 STARTING = "chat %s: waiting for its conversation actor (a new one is a Ray worker process to start)..."
 
 
-class _Gone(Exception):
-    """The actor reached is dead or passivating (`dead`), or out of reach for a moment (not `dead`)."""
-
-    def __init__(self, why: str, dead: bool = True) -> None:
-        super().__init__(why)
-        self.dead = dead
-
-
-class ConversationRouter:
+class ConversationRouter(RemoteConversations):
     """The Conversations port (actors/port.py) on Ray: calls go to `chat:<chat_id>` actors, from any node.
 
     A chat with no live actor is admitted by the directory first (which may passivate idle
@@ -82,8 +69,8 @@ class ConversationRouter:
             self._touch(chat_id)
             return handle
         try:
-            handle = await _unwrap(self.directory.admit.remote(chat_id, self._config, dead))
-        except _Gone:
+            handle = await unwrap(self.directory.admit.remote(chat_id, self._config, dead))
+        except Gone:
             raise _Restarting("the chat directory is restarting; retry shortly") from None
         except Unavailable as exc:  # the directory could not activate it yet (an old actor lingers)
             raise _Restarting(str(exc)) from None
@@ -121,8 +108,8 @@ class ConversationRouter:
             try:
                 handle = await self._handle(chat_id, dead)
                 dead = None
-                return await _unwrap(getattr(handle, method).remote(*args))
-            except _Gone as gone:
+                return await unwrap(getattr(handle, method).remote(*args))
+            except Gone as gone:
                 if gone.dead:
                     self._handles.pop(chat_id, None)
                     dead = actor_id(handle)
@@ -132,7 +119,7 @@ class ConversationRouter:
             finally:
                 if notice is not None:
                     notice.cancel()
-            pause = _backoff(attempt)
+            pause = backoff(attempt)
             deadline = deadline or time.monotonic() + self._wait_seconds
             if attempt > 1 and time.monotonic() + pause > deadline:
                 log.warning("chat %s: %s failed %d times, last: %s", chat_id, method, attempt, why)
@@ -143,6 +130,10 @@ class ConversationRouter:
 
     def forget(self, chat_id: str) -> None:
         self._handles.pop(chat_id, None)
+
+    async def start(self) -> None:
+        """Start the chat directory now, so the first chat does not wait for its process."""
+        await self.live_chats()
 
     async def live_chats(self) -> list[str]:
         """Chats with a live actor, least recently used first (as the directory knows them)."""
@@ -156,72 +147,6 @@ class ConversationRouter:
         if self._flusher is not None:
             self._flusher.cancel()
 
-    async def begin_turn(self, chat_id: str, req: TurnRequest) -> TurnPlan | Recount:
-        return cast(TurnPlan | Recount, await self._call(chat_id, "begin_turn", req))
-
-    async def complete_turn(
-        self,
-        chat_id: str,
-        turn_id: str,
-        reply: str,
-        tokens: int,
-        finish: str,
-        server_prompt_tokens: int | None = None,
-        user_message_id: int | None = None,
-    ) -> TurnResult:
-        result = await self._call(
-            chat_id, "complete_turn", turn_id, reply, tokens, finish, server_prompt_tokens, user_message_id
-        )
-        return cast(TurnResult, result)
-
-    async def shrink_turn(
-        self, chat_id: str, turn_id: str, target_tokens: int, user_message_id: int | None = None
-    ) -> TurnPlan:
-        """Evict more for a running turn whose LLM server found its prompt too large."""
-        plan = await self._call(chat_id, "shrink_turn", turn_id, target_tokens, user_message_id)
-        return cast(TurnPlan, plan)
-
-    async def abort_turn(
-        self,
-        chat_id: str,
-        turn_id: str,
-        partial: str,
-        tokens: int,
-        reason: str,
-        user_message_id: int | None = None,
-    ) -> TurnResult:
-        result = await self._call(chat_id, "abort_turn", turn_id, partial, tokens, reason, user_message_id)
-        return cast(TurnResult, result)
-
-    async def renew_turn(self, chat_id: str, turn_id: str, user_message_id: int | None = None) -> None:
-        await self._call(chat_id, "renew_turn", turn_id, user_message_id)
-
-    async def withdraw_turn(self, chat_id: str, turn_id: str) -> None:
-        await self._call(chat_id, "withdraw_turn", turn_id)
-
-    async def create(self, chat_id: str, user_id: str, new: NewChat) -> ChatRecord:
-        return cast(ChatRecord, await self._call(chat_id, "create", user_id, new))
-
-    async def describe(self, chat_id: str, user_id: str) -> tuple[ChatRecord, WindowInfo]:
-        return cast(tuple[ChatRecord, WindowInfo], await self._call(chat_id, "describe", user_id))
-
-    async def end(self, chat_id: str, user_id: str) -> ChatRecord:
-        return cast(ChatRecord, await self._call(chat_id, "end", user_id))
-
-    async def switch(self, chat_id: str, user_id: str, message_id: int) -> tuple[ChatRecord, WindowInfo]:
-        """Show the branch through a message: the active leaf becomes the leaf under it."""
-        return cast(tuple[ChatRecord, WindowInfo], await self._call(chat_id, "switch", user_id, message_id))
-
-    async def rename(self, chat_id: str, user_id: str, title: str, if_title: str | None = None) -> ChatRecord:
-        """Rename the chat; with `if_title`, only while its title is still that one (else unchanged)."""
-        return cast(ChatRecord, await self._call(chat_id, "rename", user_id, title, if_title))
-
-    async def delete(self, chat_id: str, user_id: str) -> None:
-        await self._call(chat_id, "delete", user_id)
-
-    async def window_messages(self, chat_id: str) -> list[MessageRecord]:
-        return cast(list[MessageRecord], await self._call(chat_id, "window_messages"))
-
     async def stats(self, chat_id: str) -> dict[str, object]:
         """The footprint of the chat's actor process (operators, the benchmark)."""
         return cast(dict[str, object], await self._call(chat_id, "stats"))
@@ -229,35 +154,6 @@ class ConversationRouter:
 
 class _Restarting(Exception):
     """The directory could not hand out an activation just now."""
-
-
-def _backoff(attempt: int) -> float:
-    """Exponential, with jitter so that the callers of one dead actor do not retry in step."""
-    return min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-
-
-async def _unwrap(ref: Any) -> Any:
-    """Await a Ray call: our errors come back as themselves, a dead actor as _Gone."""
-    try:
-        return await ref
-    except RayTaskError as exc:
-        cause = exc.cause
-        if isinstance(cause, Passivating):
-            raise _Gone("its actor is passivating") from None
-        if isinstance(cause, ChatServiceError):
-            raise cause from None
-        # The type only: the message of an unexpected error may quote the chat's text.
-        log.error("a conversation call failed: %s", type(cause).__name__)
-        raise Unavailable("the conversation failed unexpectedly; retry") from exc
-    except ActorDiedError as exc:
-        raise _Gone(f"its actor died ({_first_line(exc)})") from None
-    except ActorUnavailableError as exc:
-        # Maybe alive (a busy node): the same actor is tried again.
-        raise _Gone(f"its actor is out of reach ({_first_line(exc)})", dead=False) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
 
 def is_connected() -> bool:

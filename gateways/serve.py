@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 
 from actors.actor import ActorConfig
+from actors.host import HostConfig
+from actors.hosts import HostedRouter
 from actors.inprocess import LocalConfig, LocalConversations
 from actors.port import Conversations
 from actors.router import ConversationRouter, is_connected
@@ -21,7 +23,7 @@ from gateways.llm.offline import OfflineResponder
 from gateways.rpc.server import GrpcGateway
 from gateways.service.chats import ChatService
 from gateways.service.config import ServiceConfig
-from gateways.serving.capacity import live_chats_per_node
+from gateways.serving.capacity import hosts_for, live_chats_per_node
 from gateways.serving.ports import Ports
 from gateways.serving.raynode import RayInfo, alive_nodes
 from gateways.serving.readiness import Readiness
@@ -32,6 +34,7 @@ from store.errors import Unavailable
 
 log = logging.getLogger("chatservice")
 DIRECTORY_WAIT_SECONDS = 60.0
+Router = ConversationRouter | HostedRouter  # the Conversations port on Ray, by CONVERSATION_PLACEMENT
 
 
 @dataclass(slots=True)
@@ -77,15 +80,29 @@ def build_router(settings: Settings, live_chats_per_node: int) -> ConversationRo
     return ConversationRouter(config, live_chats_per_node, settings.activation_wait_seconds)
 
 
+def local_config(settings: Settings, loaded: int, *, measured: bool = False) -> LocalConfig:
+    return LocalConfig(
+        settings.turn_timeout_seconds, settings.chat_turns_per_minute, settings.evict_to, loaded, measured
+    )
+
+
+def build_hosted(settings: Settings, hosts: int, live_chats_per_node: int) -> HostedRouter:
+    """Conversations as objects in `hosts` host actors, each holding its share of the node's cap."""
+    per_host = max(1, live_chats_per_node // settings.hosts_per_node)
+    config = HostConfig(
+        settings.database,
+        settings.db_pool_size,
+        local_config(settings, per_host, measured=True),
+        settings.chat_idle_seconds,
+        hosts,
+        settings.ray_namespace,
+    )
+    return HostedRouter(config, settings.activation_wait_seconds)
+
+
 def build_local(settings: Settings, store: ChatStore) -> LocalConversations:
     """The conversations in this process, on the gateway's store (tests; no Ray)."""
-    config = LocalConfig(
-        settings.turn_timeout_seconds,
-        settings.chat_turns_per_minute,
-        settings.evict_to,
-        settings.live_chats_cap,
-    )
-    return LocalConversations(store, config)
+    return LocalConversations(store, local_config(settings, settings.live_chats_cap))
 
 
 def build_runtime(
@@ -103,7 +120,7 @@ def build_runtime(
         conversations = build_local(settings, store)
     elif conversations is None:
         conversations = build_router(settings, settings.live_chats_cap)
-    on_ray = isinstance(conversations, ConversationRouter)
+    on_ray = isinstance(conversations, ConversationRouter | HostedRouter)
     readiness = Readiness(store, {"ray": is_connected} if on_ray else None)
     llm = build_llm(settings)
     # The server's own endpoints (tokenize...), for models counted with their own tokenizer.
@@ -115,8 +132,8 @@ def build_runtime(
     return Runtime(settings, store, llm, conversations, service, readiness, server)
 
 
-async def prepare(settings: Settings) -> tuple[Runtime, ConversationRouter]:
-    """The runtime on Ray, with the live-chat cap checked against the database's max_connections."""
+async def prepare(settings: Settings) -> tuple[Runtime, Router]:
+    """The runtime on Ray, with the live-chat cap (or the hosts) checked against max_connections."""
     store = open_store(settings.database, settings.db_pool_size)
     nodes = alive_nodes()
     try:
@@ -125,21 +142,31 @@ async def prepare(settings: Settings) -> tuple[Runtime, ConversationRouter]:
         log.warning("the database does not answer yet: the live-chat cap is not checked against it")
         limit = None
     try:
-        cap = live_chats_per_node(settings, nodes, limit)
+        router: Router
+        if settings.hosted:
+            hosts = hosts_for(settings, nodes, limit)
+            router = build_hosted(settings, hosts, settings.live_chats_cap)
+            log.info(
+                "hosted conversations: %d host(s), at most %d live chats per node",
+                hosts,
+                settings.live_chats_cap,
+            )
+        else:
+            cap = live_chats_per_node(settings, nodes, limit)
+            router = build_router(settings, cap)
+            log.info("live conversations: at most %d per node (%d node(s))", cap, nodes)
     except SettingsError:
         await store.close()
         raise
-    log.info("live conversations: at most %d per node (%d node(s))", cap, nodes)
-    router = build_router(settings, cap)
     return build_runtime(settings, store, conversations=router), router
 
 
-async def warm_directory(router: ConversationRouter) -> None:
-    """Start the chat directory now, so the first chat does not wait for its process."""
+async def warm_directory(router: Router) -> None:
+    """Start the chat directory (or the hosts) now, so the first chat does not wait for a process."""
     try:
-        await asyncio.wait_for(router.live_chats(), DIRECTORY_WAIT_SECONDS)
+        await asyncio.wait_for(router.start(), DIRECTORY_WAIT_SECONDS)
     except Exception as exc:  # the first chat starts it then, and says why it cannot
-        log.warning("the chat directory did not start yet (%r): the first chat will start it", exc)
+        log.warning("the conversations' actors did not start yet (%r): the first chat will start them", exc)
 
 
 async def run_gateways(runtime: Runtime, ports: Ports, started: float) -> None:
@@ -167,7 +194,8 @@ async def run_gateways(runtime: Runtime, ports: Ports, started: float) -> None:
 async def run(settings: Settings, ray_info: RayInfo, started: float, ports: Ports) -> None:
     runtime, router = await prepare(settings)
     try:
-        with announced("waiting for the chat directory (a Ray actor) to start...", "chat directory started"):
+        what = "conversation hosts" if settings.hosted else "chat directory"
+        with announced(f"waiting for the {what} (Ray actors) to start...", f"{what} started"):
             await warm_directory(router)
         await run_gateways(runtime, ports, started)
     finally:
@@ -175,6 +203,6 @@ async def run(settings: Settings, ray_info: RayInfo, started: float, ports: Port
             # This process started Ray, so its actors end with it: let each close its connection.
             # A gateway that joined a cluster (RAY_ADDRESS) leaves the shared actors alone.
             passivated = await router.passivate_all()
-            log.info("passivated %d conversation actor(s)", passivated)
+            log.info("passivated %d conversation(s)", passivated)
         await runtime.close()
         log.info("stopped")

@@ -39,3 +39,20 @@ def live_chats_per_node(settings: Settings, nodes: int, max_connections: int | N
         max_connections,
     )
     return fits
+
+
+def hosts_for(settings: Settings, nodes: int, max_connections: int | None) -> int:
+    """The hosted placement's host count, HOSTS_PER_NODE x nodes, if their pools fit the database.
+
+    Each host holds DB_POOL_SIZE connections for all its chats, so connections no longer grow
+    with live chats; too many hosts for max_connections is a configuration error.
+    """
+    hosts = settings.hosts_per_node * max(nodes, 1)
+    need = (hosts + 1) * settings.db_pool_size + RESERVED_CONNECTIONS
+    if max_connections is not None and need > max_connections:
+        raise SettingsError(
+            f"HOSTS_PER_NODE={settings.hosts_per_node}: {hosts} host(s) and a gateway x DB_POOL_SIZE "
+            f"{settings.db_pool_size} + {RESERVED_CONNECTIONS} reserved need {need} connections, more "
+            f"than the database's max_connections ({max_connections}); lower either or raise max_connections"
+        )
+    return hosts

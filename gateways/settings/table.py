@@ -160,10 +160,17 @@ ENV_VARS: tuple[EnvVar, ...] = (
         300.0,
     ),
     V(
+        "CONVERSATION_PLACEMENT",
+        "actor: each live chat its own Ray actor; hosted: many chats per host actor",
+        choice("actor", "hosted"),
+        "actor",
+    ),
+    V("HOSTS_PER_NODE", "host actors per Ray node (hosted placement)", number(int, 1, 256), 2),
+    V(
         "MAX_LIVE_CHATS",
-        "live conversation actors per Ray node; least recently used idle ones passivate beyond",
-        number(int, 1, 1_000_000),
-        unset="half the node's memory / 64 MiB",
+        "live chats per Ray node; least recently used idle ones passivate beyond",
+        number(int, 1, 10_000_000),
+        unset="half the node's memory / 64 MiB (actor) or / 1 MiB (hosted)",
     ),
     V(
         "ACTIVATION_WAIT_SECONDS",

@@ -47,6 +47,8 @@ class Settings:
     twilio_account_sid: str | None
     twilio_reply_budget_seconds: float
     twilio_api_base_url: str
+    conversation_placement: str
+    hosts_per_node: int
     max_live_chats: int | None  # None: sized from the node's memory (live_chats_cap)
     activation_wait_seconds: float
     chat_turns_per_minute: int
@@ -130,11 +132,18 @@ class Settings:
 
     @property
     def live_chats_cap(self) -> int:
-        """MAX_LIVE_CHATS, or half this node's memory at ~64 MiB a conversation actor (at least 8)."""
+        """MAX_LIVE_CHATS, or half this node's memory at ~64 MiB a conversation actor, or 1 MiB a
+        hosted chat (at least 8)."""
         if self.max_live_chats is not None:
             return self.max_live_chats
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        return max(8, memory // 2 // (64 << 20))
+        per_chat = (1 << 20) if self.hosted else (64 << 20)
+        return max(8, memory // 2 // per_chat)
+
+    @property
+    def hosted(self) -> bool:
+        """Whether conversations live in host actors (CONVERSATION_PLACEMENT=hosted)."""
+        return self.conversation_placement == "hosted"
 
 
 def _stops(settings: Settings) -> list[tuple[str, str]]:

@@ -16,10 +16,17 @@ from store.errors import FailedPrecondition, NotFound, PermissionDenied
 from store.records import ChatParams, ChatStatus, MessageStatus, Role
 
 MODEL = "gpt-4o-mini"
+HOST_NAMESPACES: dict[str, str] = {}
 NEW = NewChat(ChatParams(MODEL, context_tokens=200, max_tokens=50), "sys", 10)
 
 
-@pytest.fixture(params=["local", pytest.param("ray", marks=pytest.mark.ray)])
+@pytest.fixture(
+    params=[
+        "local",
+        pytest.param("ray", marks=pytest.mark.ray),
+        pytest.param("hosted", marks=pytest.mark.ray),
+    ]
+)
 async def conversations(request: pytest.FixtureRequest, db_url: DatabaseURL) -> AsyncIterator[Conversations]:
     store = open_store(db_url, pool_size=2)
     port: Conversations
@@ -29,6 +36,16 @@ async def conversations(request: pytest.FixtureRequest, db_url: DatabaseURL) -> 
         from actors.router import ConversationRouter
 
         port = ConversationRouter(ActorConfig(db_url, turn_timeout=60, idle_seconds=600))
+    elif request.param == "hosted":
+        request.getfixturevalue("ray_session")
+        from actors.host import HostConfig
+        from actors.hosts import HostedRouter
+
+        # A namespace per database: its two hosts serve every test on it, and only those.
+        namespace = HOST_NAMESPACES.setdefault(db_url.to_url(), f"port-{uuid.uuid4().hex[:8]}")
+        config = HostConfig(db_url, 2, LocalConfig(turn_timeout=60), 600, hosts=2, namespace=namespace)
+        port = HostedRouter(config)
+        await port.start()
     else:
         port = LocalConversations(store, LocalConfig(turn_timeout=60))
     yield port
