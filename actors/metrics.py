@@ -68,7 +68,8 @@ def activated(seconds: float) -> None:
 
 def passivated(reason: str, count: int = 1) -> None:
     """reason: idle (CHAT_IDLE_SECONDS passed), or whatever the caller evicts for."""
-    _metrics().passivations.inc(count, tags={"reason": reason})
+    if count > 0:  # Ray's counters refuse 0
+        _metrics().passivations.inc(count, tags={"reason": reason})
 
 
 def store_write(op: str, seconds: float) -> None:

@@ -31,6 +31,7 @@ from tests.e2e.attack_support import (
     ACCOUNT,
     PUBLIC,
     TWILIO_TOKEN,
+    actor_names,
     address_of,
     delivery,
     gateway_log_dir,
@@ -151,23 +152,6 @@ def messages(serve: ServeProcess, user: str, chat_id: str) -> list[object]:
 def scrape(url: str) -> str:
     with urllib.request.urlopen(url, timeout=30) as r:
         return str(r.read().decode())
-
-
-def actor_names(serve: ServeProcess, home: Path) -> list[str]:
-    """Every named actor of serve's Ray, listed by a driver joining it as an operator would."""
-    assert serve.proc is not None
-    gcs = next(addr for addr, process in listening(process_tree(serve.proc.pid)) if "gcs_server" in process)
-    address = gcs.replace("[::ffff:", "").replace("]", "")
-    script = (
-        f"import json, ray; ray.init(address={address!r}, logging_level='ERROR'); "
-        "print(json.dumps([a['name'] for a in ray.util.list_named_actors(all_namespaces=True)]))"
-    )
-    env = {**os.environ, "HOME": str(home), "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
-    env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # a driver on a loopback-only node: see raynode.py
-    env.pop("RAY_ADDRESS", None)
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return list(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 # -- 5. accept errors when the process runs out of file descriptors -------------------------------
