@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gateways.service.coalesce import Coalescing
 from store.records import ChatParams
 
 if TYPE_CHECKING:
@@ -22,6 +23,9 @@ class ServiceConfig:
     user_turns_per_minute: int
     log_content: bool
     auto_title: bool  # titles asked of the LLM (never of the offline responder)
+    coalescing: Coalescing = field(
+        default_factory=Coalescing
+    )  # how an answer's deltas are joined into writes
 
     @classmethod
     def of(cls, s: Settings) -> ServiceConfig:
@@ -34,4 +38,5 @@ class ServiceConfig:
             s.user_turns_per_minute,
             s.log_content,
             s.auto_title and not s.offline,
+            Coalescing(s.stream_flush_ms / 1000, s.stream_flush_tokens),
         )

@@ -20,6 +20,7 @@ from gateways.llm.client import LLM, Delta, Finish
 from gateways.llm.counting import TokenCounter
 from gateways.service.answering import Answering
 from gateways.service.cache import LRU
+from gateways.service.coalesce import coalesced
 from gateways.service.config import ServiceConfig
 from gateways.service.endings import TurnEndings
 from gateways.service.events import TurnDelta, TurnEvent, TurnStarted
@@ -164,7 +165,8 @@ class TurnService:
             rewrite = extras.prompt if extras is not None else None  # a failure aborts the turn
             # aclosing: a consumer that stops early (cancel, disconnect, deadline) closes the LLM
             # stream now, not whenever the garbage collector gets to it.
-            async with aclosing(self._answering.stream(chat_id, plan, rewrite)) as stream:
+            answer = coalesced(self._answering.stream(chat_id, plan, rewrite), self._config.coalescing)
+            async with aclosing(answer) as stream:
                 async for event in stream:
                     if isinstance(event, Delta):
                         report.token()

@@ -186,6 +186,18 @@ ENV_VARS: tuple[EnvVar, ...] = (
         300.0,
     ),
     V(
+        "STREAM_FLUSH_MS",
+        "an answer's deltas reach a client at most once per this many ms, the first at once (0: no wait)",
+        number(int, 0, 1000),
+        25,
+    ),
+    V(
+        "STREAM_FLUSH_TOKENS",
+        "or sooner, once this many deltas wait",
+        number(int, 1, 100_000),
+        32,
+    ),
+    V(
         "CHAT_TURNS_PER_MINUTE",
         "turns one chat may begin per minute (0 = no limit)",
         number(int, 0, 1_000_000),

@@ -34,6 +34,8 @@ class Settings:
     ray_address: str | None
     chat_idle_seconds: float
     turn_timeout_seconds: float
+    stream_flush_ms: int
+    stream_flush_tokens: int
     max_message_chars: int
     max_body_bytes: int
     log_level: str

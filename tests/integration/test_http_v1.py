@@ -121,7 +121,7 @@ async def test_sending_a_message_answers_with_json(
 
 
 async def test_sse_streams_start_deltas_and_end_with_usage(make_client: MakeClient, user: str) -> None:
-    client = await make_client()
+    client = await make_client(STREAM_FLUSH_MS="0")  # every delta its own event
     chat = await new_chat(client, user)
     r = await client.post(
         f"{chats(user)}/{chat['chat_id']}/messages", json={"content": "um dois três quatro"}, headers=SSE
@@ -131,7 +131,7 @@ async def test_sse_streams_start_deltas_and_end_with_usage(make_client: MakeClie
     events = parse_events(await r.read())
     names = [name for name, _ in events]
     assert names[0] == "start" and names[-1] == "end" and set(names[1:-1]) == {"delta"}
-    assert len(names) == 2 + 5  # the fake LLM sends one delta per word
+    assert len(names) == 2 + 5  # the fake LLM sends one delta per word, each its own event here
     assert events[0][1] == {
         "chat_id": chat["chat_id"],
         "user_message_id": 2,
@@ -385,3 +385,17 @@ async def test_an_unknown_route_or_method_is_a_json_error(make_client: MakeClien
     assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
     r = await client.put(chats(user))
     assert r.status == 405 and (await r.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_sse_deltas_are_coalesced_after_the_first_which_never_waits(
+    make_client: MakeClient, user: str, fake_llm: FakeLLM
+) -> None:
+    fake_llm.behaviour.reply = words_reply(40)
+    client = await make_client(STREAM_FLUSH_MS="1000", STREAM_FLUSH_TOKENS="100")
+    chat = await new_chat(client, user)
+    r = await client.post(f"{chats(user)}/{chat['chat_id']}/messages", json={"content": "fale"}, headers=SSE)
+    events = parse_events(await r.read())
+    deltas = [data["text"] for name, data in events if name == "delta"]
+    # The first word at once; the 39 after it, sent by the LLM within a second, in one write.
+    assert len(deltas) == 2 and deltas[0].strip() == "w0"
+    assert "".join(deltas) == " ".join(f"w{i}" for i in range(40))
