@@ -9,14 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import ray
 
 from store.migrate import migrate
 from tests.conftest import mysql_required
 from tests.faults import report
+from tests.faults.hosted import end_hosts
 from tests.faults.mariadb import PrivateMariaDB, server_binary
 from tests.llm_server import FakeLLM
 
 TOKEN = "fault-suite-token"
+NAMESPACES = "faults-"  # every deployment of the suite runs in a Ray namespace of its own, named so
+HOSTS = "3"  # a hosted deployment's hosts (the test Ray is one node): a kill stops a third of the chats
 
 
 @pytest.fixture(scope="session")
@@ -46,11 +50,24 @@ def fault_llm() -> Iterator[FakeLLM]:
         yield llm
 
 
-def serve_env(ray_address: str, db: PrivateMariaDB, llm: FakeLLM, **extra: str) -> dict[str, str]:
-    """`chatservice serve` joined to the test Ray, in a namespace of its own, with no rate limits."""
+@pytest.fixture(autouse=True)
+def hosts_end_with_their_scenario() -> Iterator[None]:
+    """Detached host actors would outlive their scenario in the shared Ray, each a process holding
+    database connections: the scenario's deployment is over when the test is."""
+    yield
+    if ray.is_initialized():
+        end_hosts(NAMESPACES)
+
+
+def serve_env(
+    ray_address: str, db: PrivateMariaDB, llm: FakeLLM, placement: str = "actor", **extra: str
+) -> dict[str, str]:
+    """`chatservice serve` joined to the test Ray, in a namespace of its own, with no rate limits;
+    `placement` is CONVERSATION_PLACEMENT (hosted: on HOSTS hosts)."""
+    hosted = {"HOSTS_PER_NODE": HOSTS} if placement == "hosted" else {}
     return {
         "RAY_ADDRESS": ray_address,
-        "RAY_NAMESPACE": f"faults-{uuid.uuid4().hex[:8]}",
+        "RAY_NAMESPACE": f"{NAMESPACES}{uuid.uuid4().hex[:8]}",
         "DATABASE_URL": db.url.to_url(),
         "OPENAI_API_KEY": "sk-faults",
         "OPENAI_BASE_URL": llm.base_url,
@@ -59,6 +76,8 @@ def serve_env(ray_address: str, db: PrivateMariaDB, llm: FakeLLM, **extra: str) 
         "CHAT_TURNS_PER_MINUTE": "0",
         "USER_TURNS_PER_MINUTE": "0",
         "LOG_LEVEL": "WARNING",
+        "CONVERSATION_PLACEMENT": placement,
+        **hosted,
         **extra,
     }
 

@@ -1,10 +1,10 @@
-"""The client's log of every turn it sent, checked against the database and the actors' windows."""
+"""The client's log of every turn it sent, checked against the database and the live windows."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,7 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from store import ChatStore
 from store.records import MessageRecord, MessageStatus, Role
+from tests.faults.hosted import host_windows
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Verdict:
     misordered: int = 0
     half_stored: int = 0
     window_mismatches: int = 0
+    windows_compared: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     slowest_acknowledged: float = 0.0
     messages: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -155,23 +157,35 @@ def _check_answers(
             verdict.problems.append(f"{chat_id}: answer {answer.seq} is {answer.status} {answer.content!r}")
 
 
-async def compare_windows(namespace: str, store: ChatStore, verdict: Verdict) -> int:
-    """Each live actor's window in memory equals the one rebuilt from its active path; returns how many."""
-    compared = 0
-    for name in await asyncio.to_thread(live_actor_names, namespace):
-        try:
-            actor = await asyncio.to_thread(ray.get_actor, name, namespace)
-            window = await actor.window_messages.remote()
-        except (ValueError, RayActorError, RayTaskError):
-            continue  # passivated or killed since it was listed: nothing in memory to compare
-        chat_id = name.removeprefix("chat:")
+async def compare_windows(
+    namespace: str, store: ChatStore, verdict: Verdict, chat_ids: Iterable[str] = ()
+) -> int:
+    """Each live chat's window in memory equals the one rebuilt from its active path; returns how many.
+
+    The live chats are the deployment's conversation actors and, in the hosted placement, those of
+    `chat_ids` that a host holds.
+    """
+    windows = await actor_windows(namespace) + await host_windows(namespace, chat_ids)
+    for chat_id, window in windows:
         in_memory = [(m.seq, m.content) for m in window]
         rebuilt = [(m.seq, m.content) for m in await store.list_path(chat_id)]
-        compared += 1
         if in_memory != rebuilt:
             verdict.window_mismatches += 1
             verdict.problems.append(f"{chat_id}: window {in_memory[-2:]} != store {rebuilt[-2:]}")
-    return compared
+    verdict.windows_compared = len(windows)
+    return len(windows)
+
+
+async def actor_windows(namespace: str) -> list[tuple[str, list[MessageRecord]]]:
+    """Each live conversation actor's chat and window in memory."""
+    windows = []
+    for name in await asyncio.to_thread(live_actor_names, namespace):
+        try:
+            actor = await asyncio.to_thread(ray.get_actor, name, namespace)
+            windows.append((name.removeprefix("chat:"), await actor.window_messages.remote()))
+        except (ValueError, RayActorError, RayTaskError):
+            continue  # passivated or killed since it was listed: nothing in memory to compare
+    return windows
 
 
 def live_actor_names(namespace: str) -> list[str]:

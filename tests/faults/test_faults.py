@@ -2,8 +2,9 @@
 
 Each scenario ends with the same checks, from the client's log of every acknowledged message
 against the database: nothing acknowledged is missing, nothing is duplicated, each chat's order is
-the order the client saw, every answer is whole or flagged interrupted, and every live actor's
-window equals the window rebuilt from the store. The counts go to artifacts/faults/.
+the order the client saw, every answer is whole or flagged interrupted, and every live window (a
+conversation actor's, or a host's) equals the window rebuilt from the store. Scenarios 2 and 3 run
+in both placements; 1's hosted twin is test_host_kills.py. The counts go to artifacts/faults/.
 """
 
 from __future__ import annotations
@@ -14,49 +15,22 @@ import random
 import signal
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import ray
 
-from store import open_store
-from tests.faults import report
 from tests.faults.conftest import TOKEN, serve_env
+from tests.faults.hosted import host_processes
 from tests.faults.killer import kill_randomly
-from tests.faults.ledger import Ledger, Verdict, compare_windows, live_actor_names
+from tests.faults.ledger import Ledger, live_actor_names
 from tests.faults.load import Load
 from tests.faults.mariadb import PrivateMariaDB
+from tests.faults.scenarios import PLACEMENTS, chats, conclude, named
 from tests.llm_server import Behaviour, FakeLLM
 from tests.serve_process import ServeProcess
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.ray, pytest.mark.timeout(900)]
-
-
-def echo(question: str) -> str:
-    return f"Echo: {question}"
-
-
-def chats(prefix: str, n: int) -> list[str]:
-    run = uuid.uuid4().hex[:6]
-    return [f"{prefix}-{run}-{i}" for i in range(n)]
-
-
-async def conclude(
-    scenario: str, ledger: Ledger, db: PrivateMariaDB, namespace: str, **extra: Any
-) -> Verdict:
-    """Check the ledger and the live windows against the store, record the row, assert it is clean."""
-    store = open_store(db.url, pool_size=2)
-    try:
-        verdict = await ledger.verify(store, echo)
-        windows = await compare_windows(namespace, store, verdict)
-    finally:
-        await store.close()
-    report.record(scenario, verdict.row() | {"windows compared": windows} | extra)
-    print(f"{scenario}: errors seen", verdict.messages.most_common(5))
-    assert verdict.clean, verdict.problems[:20]
-    return verdict
 
 
 def status(url: str) -> int:
@@ -115,17 +89,23 @@ async def watch_readiness(url: str, seen: list[int], stop: asyncio.Event) -> Non
         await asyncio.sleep(0.3)
 
 
+def residents(namespace: str) -> set[str]:
+    """The deployment's conversation actors, and its hosts by process: none may die of the database."""
+    return set(live_actor_names(namespace)) | host_processes(namespace)
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
 async def test_2_mariadb_stopped_mid_load_and_started_again(
-    ray_session: str, fault_db: PrivateMariaDB, fault_llm: FakeLLM
+    ray_session: str, fault_db: PrivateMariaDB, fault_llm: FakeLLM, placement: str
 ) -> None:
-    env = serve_env(ray_session, fault_db, fault_llm)
+    env = serve_env(ray_session, fault_db, fault_llm, placement)
     ids, ledger = chats("dbdown", 20), Ledger()
     with ServeProcess(env) as serve:
         async with Load(serve.url, TOKEN, "dbdown", ledger) as load:
             # Paced so that the load outlasts the outage on a fast machine as on a slow one.
             work = asyncio.create_task(load.run(ids, acks=12, within=300, concurrency=20, pause=1.0))
             await ledger.until_acknowledged(2 * len(ids))
-            before = set(await asyncio.to_thread(live_actor_names, env["RAY_NAMESPACE"]))
+            before = await asyncio.to_thread(residents, env["RAY_NAMESPACE"])
             seen: list[int] = []
             stop = asyncio.Event()
             watcher = asyncio.create_task(watch_readiness(serve.url, seen, stop))
@@ -137,10 +117,10 @@ async def test_2_mariadb_stopped_mid_load_and_started_again(
             acks = await work
             stop.set()
             await watcher
-        after = set(await asyncio.to_thread(live_actor_names, env["RAY_NAMESPACE"]))
+        after = await asyncio.to_thread(residents, env["RAY_NAMESPACE"])
         assert serve.proc is not None and serve.proc.poll() is None, "serve died with the database"
         verdict = await conclude(
-            "2. MariaDB killed and restarted",
+            named(2, "MariaDB killed and restarted", placement),
             ledger,
             fault_db,
             env["RAY_NAMESPACE"],
@@ -148,15 +128,16 @@ async def test_2_mariadb_stopped_mid_load_and_started_again(
         )
     assert acks == [12] * 20
     assert 503 in seen and seen[-1] == 200, seen  # readiness went false, and came back by itself
-    assert before <= after, "conversation actors died while the database was down"
+    assert before <= after, "conversation actors or hosts died while the database was down"
     assert verdict.errors.get("503", 0) > 0
 
 
+@pytest.mark.parametrize("placement", PLACEMENTS)
 async def test_3_serve_sigkilled_mid_stream_and_restarted(
-    ray_session: str, fault_db: PrivateMariaDB, fault_llm: FakeLLM
+    ray_session: str, fault_db: PrivateMariaDB, fault_llm: FakeLLM, placement: str
 ) -> None:
     fault_llm.behaviour = Behaviour(ttft=1.0, token_delay=0.02)
-    env = serve_env(ray_session, fault_db, fault_llm, TURN_TIMEOUT_SECONDS="5")
+    env = serve_env(ray_session, fault_db, fault_llm, placement, TURN_TIMEOUT_SECONDS="5")
     ids, ledger = chats("sigkill", 20), Ledger()
     first = ServeProcess(env).start()
     env |= {"WEB_SERVER_PORT": str(first.web_port), "GRPC_SERVER_PORT": str(first.grpc_port)}
@@ -172,7 +153,7 @@ async def test_3_serve_sigkilled_mid_stream_and_restarted(
         finally:
             second.stop()
     verdict = await conclude(
-        "3. serve SIGKILLed and restarted",
+        named(3, "serve SIGKILLed and restarted", placement),
         ledger,
         fault_db,
         env["RAY_NAMESPACE"],
