@@ -20,6 +20,7 @@ import psutil
 from tests.conftest import free_port
 
 CONVERSATION_CLASS = "ConversationActor"
+HOST_CLASS = "ConversationHost"
 # Every process of the run talks to the harness's own head. Ray turns token auth on by itself
 # when a token file exists in the home directory; this private, short-lived head does without.
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
@@ -190,6 +191,8 @@ def _kind(p: psutil.Process, gateway: int) -> str:
     title = " ".join(p.cmdline()[:1])
     if CONVERSATION_CLASS in title or title.startswith("ray::chat:"):
         return "conversation actors"
+    if HOST_CLASS in title or title.startswith("ray::host:"):
+        return "conversation hosts"
     if title.startswith("ray::IDLE"):
         return "idle Ray workers"
     return "other Ray processes"

@@ -77,3 +77,32 @@ def test_smoke_run_reports_every_figure(tmp_path: Path, mysql_url: DatabaseURL) 
     assert "## Targets" in (tmp_path / "results.md").read_text()
     assert "## Prefix-stable turns" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "latency.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_placements_smoke_run_reports_both_placements_and_the_scale_run(
+    tmp_path: Path, mysql_url: DatabaseURL
+) -> None:
+    pytest.importorskip("psutil", reason="the bench extra is not installed: pip install -e '.[bench]'")
+    env = {**os.environ, "TEST_DATABASE_URL": mysql_url.to_url()}
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.bench.placements", "--smoke", "--out", str(tmp_path)],
+        cwd=repo_root(),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=420,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    results = json.loads((tmp_path / "placements.json").read_text())
+    assert set(results["placements"]) == {"actor", "hosted"}
+    for placement in results["placements"].values():
+        assert placement["new_chats"]["ttft_ms"]["n"] == 10
+        for row in placement["phases"]:
+            assert row["turns"] > 0 and not row["errors"], row
+            assert _number(row["cpu_ms_per_turn"]["service"]) and _number(row["overhead_ttft_ms"]["p50"])
+    assert {r["target"] for r in results["baseline"]} == {"direct", "baseline"}
+    scale = results["scale"]
+    assert scale["live_chats"] == 20 and len(scale["host_rss_mb"]) == 2
+    assert scale["connections_peak"] <= scale["max_connections"]
+    assert _number(scale["cold_ttft_ms"]["p50"]) and _number(scale["warm_ttft_ms"]["p50"])
+    assert "## Hosted at 20 live chats" in (tmp_path / "placements.md").read_text()
