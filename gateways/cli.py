@@ -1,4 +1,4 @@
-"""The `chatservice` command: serve, migrate, chat."""
+"""The `chatservice` command: serve, migrate, chat, hosts."""
 
 from __future__ import annotations
 
@@ -59,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--target", default=None, help="host:port of the gRPC server [default: 127.0.0.1:$GRPC_SERVER_PORT]"
     )
+    hosts = commands.add_parser(
+        "hosts",
+        help="list the conversation hosts of a hosted deployment (RAY_ADDRESS, RAY_NAMESPACE)",
+        description="For CONVERSATION_PLACEMENT=hosted: each host actor's process and live chats, "
+        "and with --chat the host that serves that chat.",
+    )
+    hosts.add_argument("--chat", help="also say which host serves this chat id, and whether it is live")
     commands.add_parser(
         "migrate",
         help="create or upgrade the database schema, then exit",
@@ -96,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
             applied = asyncio.run(migrate(settings.database))
             print(f"migrated {settings.database.redacted()}: applied {applied or 'nothing (up to date)'}")
             return 0
+        if args.command == "hosts":
+            from gateways.serving.hosts import report
+
+            return report(settings, args.chat, sys.stdout)
         from gateways.serving.startup import serve
 
         serve(settings)

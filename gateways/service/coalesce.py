@@ -25,6 +25,13 @@ class _End:
     """The source is exhausted."""
 
 
+class _Flush:
+    """Held text is due."""
+
+
+_FLUSH = _Flush()
+
+
 @dataclass(frozen=True, slots=True)
 class _Raised:
     error: BaseException
@@ -41,7 +48,7 @@ async def coalesced(source: AsyncIterator[T], rule: Coalescing) -> AsyncGenerato
         async for passed in source:
             yield passed
         return
-    queue: asyncio.Queue[T | _End | _Raised] = asyncio.Queue()
+    queue: asyncio.Queue[T | _End | _Raised | _Flush] = asyncio.Queue()
     reader = asyncio.get_running_loop().create_task(_read(source, queue))
     try:
         async for event in _joined(queue, rule):
@@ -55,7 +62,7 @@ async def coalesced(source: AsyncIterator[T], rule: Coalescing) -> AsyncGenerato
             await aclose()
 
 
-async def _read(source: AsyncIterator[T], queue: asyncio.Queue[T | _End | _Raised]) -> None:
+async def _read(source: AsyncIterator[T], queue: asyncio.Queue[T | _End | _Raised | _Flush]) -> None:
     try:
         async for event in source:
             queue.put_nowait(event)
@@ -66,32 +73,34 @@ async def _read(source: AsyncIterator[T], queue: asyncio.Queue[T | _End | _Raise
 
 
 async def _joined(
-    queue: asyncio.Queue[T | _End | _Raised], rule: Coalescing
+    queue: asyncio.Queue[T | _End | _Raised | _Flush], rule: Coalescing
 ) -> AsyncGenerator[T | Delta, None]:
     loop = asyncio.get_running_loop()
     held: list[str] = []
     due = 0.0  # when held text must go out; the first delta finds it passed
-    while True:
-        if not held:
+    # One timer per held stretch, queueing _FLUSH: cheaper than a timeout on every get.
+    timer: asyncio.TimerHandle | None = None
+    try:
+        while True:
             event = await queue.get()
-        else:
-            try:
-                event = await asyncio.wait_for(queue.get(), max(0.0, due - loop.time()))
-            except TimeoutError:
+            if isinstance(event, Delta):
+                held.append(event.text)
+                now = loop.time()
+                if now < due and len(held) < rule.most:
+                    timer = timer or loop.call_later(due - now, queue.put_nowait, _FLUSH)
+                    continue
+            if timer is not None:
+                timer.cancel()  # harmless if it fired: a stale _FLUSH only sends held text early
+                timer = None
+            if held:
                 yield Delta("".join(held))
                 held, due = [], loop.time() + rule.seconds
-                continue
-        if isinstance(event, Delta):
-            held.append(event.text)
-            if loop.time() >= due or len(held) >= rule.most:
-                yield Delta("".join(held))
-                held, due = [], loop.time() + rule.seconds
-            continue
-        if held:
-            yield Delta("".join(held))
-            held = []
-        if isinstance(event, _End):
-            return
-        if isinstance(event, _Raised):
-            raise event.error
-        yield event
+            if isinstance(event, _End):
+                return
+            if isinstance(event, _Raised):
+                raise event.error
+            if not isinstance(event, Delta | _Flush):
+                yield event
+    finally:
+        if timer is not None:
+            timer.cancel()

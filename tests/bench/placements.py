@@ -18,7 +18,7 @@ import asyncmy
 import psutil
 
 from store import DatabaseURL
-from tests.bench.cluster import HOST_CLASS, ProcessTree, live_actors, rss_of
+from tests.bench.cluster import HOST_CLASS, ProcessTree, RayHead, live_actors, rss_of
 from tests.bench.config import FIXED_LATENCY, RESULTS, ZERO_LATENCY, BenchConfig, smoke
 from tests.bench.processes import Baseline
 from tests.bench.runner import MB, Bench, connections, idle_cpu_percent, log, served
@@ -102,27 +102,35 @@ class Placements:
         self.results["meta"]["elapsed_s"] = time.monotonic() - started
         return self.results
 
+    def fresh_head(self) -> None:
+        """A new Ray head: no process of the last placement (200 idle actors) takes CPU from the next."""
+        b = self.bench
+        assert b.head is not None
+        b.head.stop()
+        b.head = RayHead().start()
+
     def placement(self, placement: str) -> dict[str, Any]:
         b, plan = self.bench, self.plan
         log(f"placement {placement}")
-        live = len(b.pool) + NEW_CHAT_USERS * plan.new_chat_rounds  # every chat this phase makes stays live
-        with served(self.env(placement, live)) as serve:
+        self.fresh_head()
+        cap = len(b.pool) + NEW_CHAT_USERS * plan.new_chat_rounds  # every chat this phase makes stays live
+        with served(self.env(placement, cap)) as serve:
             assert serve.proc is not None and b.head is not None and b.head.proc is not None
             service = ProcessTree([serve.proc.pid, b.head.proc.pid])
             urls = b.urls(serve)
             b.touch("grpc_v1", b.pool[:1], urls, 1)  # the gateway's first turn loads the tokenizer
-            out: dict[str, Any] = {"new_chats": self.new_chats(placement, urls)}
-            available = psutil.virtual_memory().available
-            b.touch("grpc_v1", b.pool, urls, 8)  # every chat of the pool live
             time.sleep(1.0)
-            out["memory_per_live_chat_mb"] = (
-                (available - psutil.virtual_memory().available) / MB / len(b.pool)
-            )
-            out["phases"] = [
-                b.phase("grpc_v1", b.pool[:c], c, profile, urls, service, llm=profile.as_dict())
-                for c in plan.levels
-                for profile in (ZERO_LATENCY, FIXED_LATENCY)
-            ]
+            available = psutil.virtual_memory().available
+            out: dict[str, Any] = {"phases": []}
+            live = 1
+            for c in plan.levels:  # at C concurrent chats, C chats are live (as in python -m tests.bench)
+                b.touch("grpc_v1", b.pool[live:c], urls, 8)
+                live = max(live, c)
+                for profile in (ZERO_LATENCY, FIXED_LATENCY):
+                    row = b.phase("grpc_v1", b.pool[:c], c, profile, urls, service, llm=profile.as_dict())
+                    out["phases"].append(row)
+            out["memory_per_live_chat_mb"] = (available - psutil.virtual_memory().available) / MB / live
+            out["new_chats"] = self.new_chats(placement, urls)
         return out
 
     def new_chats(self, placement: str, urls: dict[str, str]) -> dict[str, Any]:
@@ -169,6 +177,7 @@ class Placements:
             await seed_chats(url, big, cold, plan.cold_history)
 
         asyncio.run(seed())
+        self.fresh_head()
         most, before = asyncio.run(connections(b.cfg.database_url))
         with served(self.env("hosted", n + 1000)) as serve:
             return self.scale_run(serve, chats, cold, most, before)

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tests.bench.cluster import CONVERSATION_CLASS, HOST_CLASS, ProcessTree, live_actors
-from tests.bench.config import RESULTS, ZERO_LATENCY, BenchConfig
+from tests.bench.config import FIXED_LATENCY, RESULTS, ZERO_LATENCY, BenchConfig
 from tests.bench.placements import Placements, Plan
 from tests.bench.runner import log, served
 
@@ -77,8 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--placement", choices=("actor", "hosted"), default="hosted")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--fixed", action="store_true", help="the 50 ms + 40 x 5 ms LLM, not the zero-latency one"
+    )
     args = parser.parse_args(argv)
     cfg = replace(BenchConfig(), concurrency=(CHATS,), duration=args.seconds + 4, warmup=2.0)
+    llm = FIXED_LATENCY if args.fixed else ZERO_LATENCY
     p = Placements(Plan(cfg, levels=(CHATS,)))
     b = p.bench
     tmp = Path(tempfile.mkdtemp(prefix="profile-"))
@@ -95,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             service = ProcessTree([serve.proc.pid, b.head.proc.pid])
             rows: list[dict[str, object]] = []
             load = threading.Thread(
-                target=lambda: rows.append(
-                    b.phase("grpc_v1", b.pool[:CHATS], CHATS, ZERO_LATENCY, urls, service)
-                )
+                target=lambda: rows.append(b.phase("grpc_v1", b.pool[:CHATS], CHATS, llm, urls, service))
             )
             load.start()
             recorders = [
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"profiled {row['turns']} turns, service CPU {row['cpu_ms_per_turn']['service']:.1f} ms/turn")
             by_process = row["cpu_ms_per_turn"]["service_by_process"]  # type: ignore[index]
             sections = [
-                f"# Where a turn's CPU goes ({args.placement} placement, {CHATS} chats, zero-latency LLM)",
+                f"# Where a turn's CPU goes ({args.placement} placement, {CHATS} chats, LLM {llm.as_dict()})",
                 "",
                 f"{row['turns_per_s']:.0f} turns/s; service CPU {row['cpu_ms_per_turn']['service']:.2f} ms a turn: "  # type: ignore[index]
                 + ", ".join(f"{k} {v:.2f}" for k, v in sorted(by_process.items(), key=lambda kv: -kv[1])),

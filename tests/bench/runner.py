@@ -141,7 +141,7 @@ class Bench:
             log("database, Ray head, test LLM, driver")
             asyncio.run(fresh_database(self.cfg.database_url))
             self.head = RayHead().start()
-            stack.callback(self.head.stop)
+            stack.callback(lambda: self.head.stop() if self.head else None)  # the head of the moment
             self.llm.start()
             stack.callback(self.llm.stop)
             self.driver = Driver()

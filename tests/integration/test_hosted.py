@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import signal
 import uuid
@@ -16,6 +17,8 @@ from actors.host import HostConfig, host_name
 from actors.hosts import HostedRouter, host_of
 from actors.inprocess import LocalConfig
 from actors.protocol import NewChat, TurnPlan, TurnRequest
+from gateways.serving.hosts import report
+from gateways.settings import Settings
 from store import ChatStore, DatabaseURL
 from store.errors import InvalidArgument
 from store.records import ChatParams, MessageStatus, Role
@@ -145,3 +148,18 @@ async def test_a_host_answers_only_the_ports_calls(hosted: Make) -> None:
     with pytest.raises(ray.exceptions.RayTaskError) as caught:
         await router.host(0).call.remote("_store", "some-chat")
     assert isinstance(caught.value.cause, InvalidArgument)
+
+
+async def test_an_operator_lists_the_hosts_and_finds_a_chats_host(hosted: Make) -> None:
+    router = hosted(hosts=2)
+    await router.start()
+    (chat_id,) = new_chats(1)
+    await turn(router, chat_id, "hello")
+    settings = Settings.from_env({"RAY_NAMESPACE": router._config.namespace})
+    out = io.StringIO()
+    assert await asyncio.to_thread(report, settings, chat_id, out) == 0
+    lines = out.getvalue().splitlines()
+    assert [line.split()[0] for line in lines[:2]] == ["host:0", "host:1"]
+    assert lines[2] == f"chat {chat_id}: {router.locate(chat_id)} (live)"
+    nobody = Settings.from_env({"RAY_NAMESPACE": f"none-{uuid.uuid4().hex[:6]}"})
+    assert await asyncio.to_thread(report, nobody, None, io.StringIO()) == 1
