@@ -9,7 +9,8 @@ import ray
 
 from actors.host import host_name
 from actors.hosts import host_of
-from gateways.settings import Settings, SettingsError
+from gateways.serving.raynode import loopback_only
+from gateways.settings import Settings, SettingsError, is_loopback
 
 
 def _host(index: int, namespace: str) -> Any:
@@ -19,9 +20,14 @@ def _host(index: int, namespace: str) -> Any:
 def report(settings: Settings, chat_id: str | None, out: TextIO) -> int:
     """Print each host's pid and live chats, and with `chat_id` the host that serves it; 1 if none run."""
     if not ray.is_initialized():
-        if settings.ray_address is None:
-            raise SettingsError("RAY_ADDRESS: unset; set it to the cluster whose hosts to show")
-        ray.init(address=settings.ray_address, logging_level=logging.WARNING, log_to_driver=False)
+        address = settings.ray_address
+        if address is None:
+            raise SettingsError(
+                "RAY_ADDRESS: unset; set it to the cluster whose hosts to show (auto: this machine's)"
+            )
+        if address == "auto" or is_loopback(address.rsplit(":", 1)[0]):
+            loopback_only()  # the Ray that serve starts listens on loopback only: join it there
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     namespace = settings.ray_namespace
     try:
         count = int(ray.get(_host(0, namespace).count.remote()))

@@ -39,7 +39,7 @@ def start_ray(settings: Settings) -> RayInfo:
     if owned:
         private_token_file()
     if local_only:
-        _loopback_node()
+        loopback_only()
     context = ray.init(
         # Without RAY_ADDRESS, a Ray of our own, never a cluster that happens to run on this machine.
         address=settings.ray_address or "local",
@@ -60,7 +60,7 @@ def start_ray(settings: Settings) -> RayInfo:
     return RayInfo(owned, url, _metrics_url(), _ray_log_dir())
 
 
-def _loopback_node() -> None:
+def loopback_only() -> None:
     """Make the Ray that serve starts listen on loopback only (GCS, raylet, workers, metrics, agents).
 
     Ray replaces a loopback node address given to ray.init with the machine's own address unless
