@@ -205,11 +205,16 @@ def wait_until(check: Any, within: float, every: float = 0.2) -> bool:
     return bool(check())
 
 
-def actor_names(serve: ServeProcess, home: Path) -> list[str]:
-    """Every named actor of serve's Ray, listed by a driver joining it as an operator would."""
+def gcs_address(serve: ServeProcess) -> str:
+    """host:port of the Ray that serve started (its GCS server)."""
     assert serve.proc is not None
     gcs = next(addr for addr, process in listening(process_tree(serve.proc.pid)) if "gcs_server" in process)
-    address = gcs.replace("[::ffff:", "").replace("]", "")
+    return gcs.replace("[::ffff:", "").replace("]", "")
+
+
+def actor_names(serve: ServeProcess, home: Path) -> list[str]:
+    """Every named actor of serve's Ray, listed by a driver joining it as an operator would."""
+    address = gcs_address(serve)
     script = (
         f"import json, ray; ray.init(address={address!r}, logging_level='ERROR'); "
         "print(json.dumps([a['name'] for a in ray.util.list_named_actors(all_namespaces=True)]))"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.attack_support import actor_names, post_json, process_tree
+from tests.e2e.attack_support import actor_names, gcs_address, post_json, process_tree
 from tests.llm_server import FakeLLM
 from tests.serve_process import ServeProcess
 
@@ -50,6 +53,21 @@ def test_hosted_chats_live_in_three_hosts_and_serve_stops_cleanly(
         for n in range(1, 2):  # another chat starts no process
             post_json(serve, "/chat", json.dumps({"user_id": user, "user_message": f"olá {n}"}))
         assert len(process_tree(serve.proc.pid)) <= workers
+        # An operator asks which host serves the first chat, from another process, as the README says.
+        env = {**os.environ, "HOME": str(home), "RAY_ADDRESS": gcs_address(serve), "RAY_AUTH_MODE": "token"}
+        env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)  # the command joins a loopback Ray by itself
+        asked = subprocess.run(
+            [sys.executable, "-m", "gateways.cli", "hosts", "--chat", chats[0]],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert asked.returncode == 0, asked.stderr
+        lines = asked.stdout.splitlines()
+        assert [line.split()[0] for line in lines[:3]] == ["host:0", "host:1", "host:2"]
+        assert sum(int(line.split()[-1]) for line in lines[:3]) == 2  # live chats, over the hosts
+        assert lines[3].startswith(f"chat {chats[0]}: host:") and lines[3].endswith("(live)")
     finally:
         code = serve.stop()
     out = serve.output()
