@@ -85,10 +85,6 @@ class HostedRouter(RemoteConversations):
         """Every host's live chats and footprint."""
         return list(await asyncio.gather(*(self.host(i).stats.remote() for i in range(self._hosts))))
 
-    async def live_chats(self) -> list[str]:
-        """Not listed per chat in this placement: `stats` gives each host's count."""
-        return []
-
     async def passivate_all(self) -> int:
         """Drop every idle chat of every host (when the service that owns Ray shuts down)."""
         return sum(await asyncio.gather(*(self.host(i).passivate_all.remote() for i in range(self._hosts))))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from store import open_store
 from tests.faults import report
 from tests.faults.ledger import Ledger, Verdict, compare_windows
+from tests.faults.load import Load
 from tests.faults.mariadb import PrivateMariaDB
 
 PLACEMENTS = ["actor", "hosted"]  # CONVERSATION_PLACEMENT, for the scenarios run in both
@@ -41,3 +43,17 @@ async def conclude(
     print(f"{scenario}: errors seen", verdict.messages.most_common(5))
     assert verdict.clean, verdict.problems[:20]
     return verdict
+
+
+async def load_until(load: Load, ids: list[str], enough: Callable[[], bool], rounds: int) -> list[int]:
+    """Nine acknowledged turns per chat, then one more per chat (up to `rounds`) until `enough()`.
+
+    How many failures a load meets depends on how fast this node recovers from them (killer.py).
+    """
+    acks = await load.run(ids, acks=9, within=600, concurrency=60)
+    for _ in range(rounds):
+        if enough():
+            break
+        more = await load.run(ids, acks=1, within=300, concurrency=60)
+        acks = [a + m for a, m in zip(acks, more, strict=True)]
+    return acks

@@ -26,7 +26,7 @@ from tests.faults.killer import kill_randomly
 from tests.faults.ledger import Ledger, live_actor_names
 from tests.faults.load import Load
 from tests.faults.mariadb import PrivateMariaDB
-from tests.faults.scenarios import PLACEMENTS, chats, conclude, named
+from tests.faults.scenarios import PLACEMENTS, chats, conclude, load_until, named
 from tests.llm_server import Behaviour, FakeLLM
 from tests.serve_process import ServeProcess
 
@@ -59,14 +59,7 @@ async def test_1_random_kills_of_conversation_actors(
             killer = asyncio.create_task(
                 kill_randomly(env["RAY_NAMESPACE"], stop, every=0.25, full=60, killed=killed)
             )
-            acks = await load.run(ids, acks=9, within=600, concurrency=60)
-            # How many kills 540 turns take depends on how fast this node restarts actors
-            # (killer.py): on a fast node, one more turn per chat until 20 actors have died.
-            for _ in range(10):
-                if len(killed) >= KILLS:
-                    break
-                more = await load.run(ids, acks=1, within=300, concurrency=60)
-                acks = [a + m for a, m in zip(acks, more, strict=True)]
+            acks = await load_until(load, ids, lambda: len(killed) >= KILLS, rounds=10)
             stop.set()
             await killer
         turns = sum(acks)

@@ -16,7 +16,7 @@ from tests.faults.hosted import HostKill, kill_hosts
 from tests.faults.ledger import Ledger
 from tests.faults.load import Load
 from tests.faults.mariadb import PrivateMariaDB
-from tests.faults.scenarios import chats, conclude, named
+from tests.faults.scenarios import chats, conclude, load_until, named
 from tests.llm_server import Behaviour, FakeLLM
 from tests.serve_process import ServeProcess
 
@@ -45,13 +45,8 @@ async def test_1h_host_processes_sigkilled_under_load(
             killer = asyncio.create_task(
                 kill_hosts(env["RAY_NAMESPACE"], stop, EVERY, kills, lambda: streaming(fault_llm))
             )
-            acks = await load.run(ids, acks=9, within=600, concurrency=60)
-            # Hosted turns are quick: one more turn per chat until HOST_KILLS hosts have died.
-            for _ in range(60):
-                if len(kills) >= HOST_KILLS or killer.done():
-                    break
-                more = await load.run(ids, acks=1, within=300, concurrency=60)
-                acks = [a + m for a, m in zip(acks, more, strict=True)]
+            # Hosted turns are quick: more turns per chat until HOST_KILLS hosts have died.
+            acks = await load_until(load, ids, lambda: len(kills) >= HOST_KILLS or killer.done(), rounds=60)
             stop.set()
             await killer
         turns = sum(acks)
