@@ -67,9 +67,7 @@ class ConversationHost:
         every = min(30.0, max(0.25, self._config.idle_seconds / 4))
         while True:
             await asyncio.sleep(every)
-            dropped = self._conversations.drop_idle(self._config.idle_seconds)
-            if dropped:
-                metrics.passivated("idle", dropped)
+            self._conversations.drop_idle(self._config.idle_seconds)
             metrics.set_host_live(self._index, self._conversations.loaded)
 
     def count(self) -> int:
@@ -93,9 +91,7 @@ class ConversationHost:
     async def passivate_all(self) -> int:
         """Let running calls finish and drop every idle chat (the deployment stops); how many went."""
         await self._conversations.close()
-        dropped = self._conversations.drop_idle(0.0)
-        metrics.passivated("shutdown", dropped)
-        return dropped
+        return self._conversations.drop_idle(0.0, "shutdown")
 
     def __repr__(self) -> str:
         # Ray shows this in the dashboard and prefixes this host's log lines with it.

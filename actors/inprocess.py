@@ -86,19 +86,19 @@ class LocalConversations:
         excess = len(self._loaded) - self._config.loaded
         if excess <= 0:
             return
-        idle = list(itertools.islice((k for k, v in self._loaded.items() if v.idle), excess))
-        for chat_id in idle:
-            del self._loaded[chat_id]
-        if idle and self._config.measured:
-            metrics.passivated("room", len(idle))
+        self._drop(list(itertools.islice((k for k, v in self._loaded.items() if v.idle), excess)), "room")
 
-    def drop_idle(self, seconds: float) -> int:
+    def drop_idle(self, seconds: float, reason: str = "idle") -> int:
         """Drop the conversations idle for `seconds` or more (their chats live on in the store)."""
         since = time.monotonic() - seconds
-        idle = [k for k, v in self._loaded.items() if v.idle and v.used <= since]
-        for chat_id in idle:
+        return self._drop([k for k, v in self._loaded.items() if v.idle and v.used <= since], reason)
+
+    def _drop(self, chat_ids: list[str], reason: str) -> int:
+        for chat_id in chat_ids:
             del self._loaded[chat_id]
-        return len(idle)
+        if self._config.measured:
+            metrics.passivated(reason, len(chat_ids))
+        return len(chat_ids)
 
     def holds(self, chat_id: str) -> bool:
         """Whether the chat's conversation is loaded here."""

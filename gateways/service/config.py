@@ -23,9 +23,8 @@ class ServiceConfig:
     user_turns_per_minute: int
     log_content: bool
     auto_title: bool  # titles asked of the LLM (never of the offline responder)
-    coalescing: Coalescing = field(
-        default_factory=Coalescing
-    )  # how an answer's deltas are joined into writes
+    # How an answer's deltas are joined into writes.
+    coalescing: Coalescing = field(default_factory=Coalescing)
 
     @classmethod
     def of(cls, s: Settings) -> ServiceConfig:
