@@ -67,20 +67,24 @@ async def kill_hosts(
 ) -> None:
     """SIGKILL a random host's process every `every` seconds until `stop`, as the OOM killer would;
     each kill waits until the restarted host answers before the next is due, so that every kill
-    lands on a serving host rather than on one still starting. `streaming` counts the answers
-    being streamed."""
+    lands on a serving host rather than on one still starting, and only while answers are being
+    streamed (`streaming` counts them)."""
     rng = random.Random(11)
     while not stop.is_set():
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
         names = await asyncio.to_thread(live_host_names, namespace)
-        if stop.is_set() or not names:
+        # Only mid-answer: between two rounds of the load (or after it) a kill would test nothing.
+        if stop.is_set() or not names or not streaming():
             continue
         name = rng.choice(names)
         host = await asyncio.to_thread(ray.get_actor, name, namespace)
         pid = int((await asyncio.wait_for(host.stats.remote(), CALL_WAIT))["pid"])
+        streams = streaming()
+        if not streams:  # the answers ended while the host was looked up
+            continue
         os.kill(pid, signal.SIGKILL)
-        killed_at, streams = time.monotonic(), streaming()
+        killed_at = time.monotonic()
         await answers_again(host, pid)
         kills.append(HostKill(name, pid, streams, time.monotonic() - killed_at))
 
